@@ -1,0 +1,21 @@
+/* gemm.h — the single entry point to the GEMM library (oneDNN or OpenBLAS, chosen at build).
+ *
+ * Row-major C = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ. A is (M, K) after op, B is
+ * (K, N) after op, C is (M, N). Every matrix product of the CPU backend goes through here, so
+ * the library can be swapped and measured in one place.
+ */
+#ifndef HRM_CPU_GEMM_H
+#define HRM_CPU_GEMM_H
+
+#include <stdint.h>
+
+void hrm_cpu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                   float *C, int64_t ldc);
+void hrm_cpu_dgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                   const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
+                   double *C, int64_t ldc);
+const char *hrm_cpu_gemm_name(void);   /* "oneDNN 2.6.3" / "OpenBLAS 0.3.21 ..." */
+void hrm_cpu_gemm_set_threads(int n);
+
+#endif

@@ -1,0 +1,171 @@
+/* repl.c — the interactive loop of `hrm`: readline editing, persistent history, tab
+ * completion, multi-line input, and Ctrl-C that interrupts a running computation.
+ *
+ * The C side only reads lines and signals; the Lua module `hrm.repl` decides what a line
+ * means (`eval` returns "incomplete" for unfinished statements, prints values and errors)
+ * and what completes (`complete`). History lives in $HRM_HISTORY or ~/.hrm_history.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+#include "host.h"
+
+static lua_State *interrupt_state;
+static volatile sig_atomic_t at_prompt;
+
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+   (void)ar;
+   lua_sethook(L, NULL, 0, 0);
+   luaL_error(L, "interrupted");
+}
+
+static void on_sigint(int sig) {
+   (void)sig;
+   if (at_prompt) { /* discard the line being typed and show a fresh prompt */
+      rl_replace_line("", 0);
+      rl_crlf();
+      rl_on_new_line();
+      rl_redisplay();
+      return;
+   }
+   if (interrupt_state)
+      lua_sethook(interrupt_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+void hrm_host_interrupts(lua_State *L, int on) {
+   interrupt_state = on ? L : NULL;
+   signal(SIGINT, on ? on_sigint : SIG_DFL);
+}
+
+/* ---- completion through hrm.repl.complete(text) ---------------------------------------------- */
+
+static lua_State *completion_state;
+static int completion_ref = LUA_NOREF;
+
+static char *completion_generator(const char *text, int state) {
+   lua_State *L = completion_state;
+   static int index, count;
+   if (state == 0) {
+      if (completion_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, completion_ref);
+      completion_ref = LUA_NOREF;
+      count = 0;
+      index = 0;
+      lua_getglobal(L, "hrm");
+      lua_getfield(L, -1, "repl");
+      lua_getfield(L, -1, "complete");
+      lua_pushstring(L, text);
+      if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+         lua_pop(L, 3);
+         return NULL;
+      }
+      count = (int)lua_objlen(L, -1);
+      completion_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+      lua_pop(L, 2);
+   }
+   if (index >= count) return NULL;
+   lua_rawgeti(L, LUA_REGISTRYINDEX, completion_ref);
+   lua_rawgeti(L, -1, ++index);
+   const char *s = lua_tostring(L, -1);
+   char *match = s ? strdup(s) : NULL;
+   lua_pop(L, 2);
+   return match;
+}
+
+static char **complete(const char *text, int start, int end) {
+   (void)start;
+   (void)end;
+   rl_attempted_completion_over = 1; /* never fall back to file names */
+   rl_completion_append_character = '\0';
+   return rl_completion_matches(text, completion_generator);
+}
+
+/* ---- the loop ----------------------------------------------------------------------------------------- */
+
+static void history_path(char *buf, size_t n) {
+   const char *env = getenv("HRM_HISTORY");
+   const char *home = getenv("HOME");
+   if (env && *env) snprintf(buf, n, "%s", env);
+   else snprintf(buf, n, "%s/.hrm_history", home ? home : ".");
+}
+
+/* hrm.repl.eval(source) -> "ok" | "incomplete" | "error" */
+static int eval(lua_State *L, const char *source) {
+   lua_getglobal(L, "hrm");
+   lua_getfield(L, -1, "repl");
+   lua_getfield(L, -1, "eval");
+   lua_remove(L, -2);
+   lua_remove(L, -2);
+   lua_pushstring(L, source);
+   int status = hrm_host_docall(L, 1, 1);
+   if (status != 0) {
+      hrm_host_report(L, status);
+      return 0;
+   }
+   int incomplete = lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "incomplete") == 0;
+   lua_pop(L, 1);
+   return incomplete;
+}
+
+int hrm_host_repl(lua_State *L) {
+   char hist[4096];
+   history_path(hist, sizeof hist);
+   using_history();
+   if (read_history(hist) != 0) write_history(hist); /* create it on first use */
+   stifle_history(5000);
+   completion_state = L;
+   rl_readline_name = "hrm";
+   rl_attempted_completion_function = complete;
+   rl_basic_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";
+   rl_catch_signals = 0;
+
+   lua_getglobal(L, "hrm");
+   lua_getfield(L, -1, "repl");
+   lua_getfield(L, -1, "banner");
+   lua_remove(L, -2);
+   lua_remove(L, -2);
+   if (lua_isfunction(L, -1)) hrm_host_report(L, lua_pcall(L, 0, 0, 0));
+   else lua_pop(L, 1);
+
+   char *buffer = NULL;
+   size_t len = 0;
+   for (;;) {
+      at_prompt = 1;
+      signal(SIGINT, on_sigint);
+      char *line = readline(buffer ? ">> " : "> ");
+      at_prompt = 0;
+      if (!line) break; /* end of input */
+      size_t add = strlen(line);
+      char *grown = realloc(buffer, len + add + 2);
+      if (!grown) {
+         free(line);
+         break;
+      }
+      buffer = grown;
+      if (len) buffer[len++] = '\n';
+      memcpy(buffer + len, line, add + 1);
+      len += add;
+      free(line);
+      if (len == 0) {
+         free(buffer);
+         buffer = NULL;
+         continue;
+      }
+      if (eval(L, buffer)) continue; /* incomplete: read more */
+      add_history(buffer);
+      append_history(1, hist);
+      history_truncate_file(hist, 5000);
+      free(buffer);
+      buffer = NULL;
+      len = 0;
+   }
+   free(buffer);
+   if (completion_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, completion_ref);
+   putchar('\n');
+   return 0;
+}

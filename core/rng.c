@@ -1,0 +1,109 @@
+/* rng.c — the one seeded generator of hrm: Philox-4x32-10, counter based.
+ *
+ * State is (seed, counter): every draw encrypts the counter under the seed and advances it,
+ * so saving the two numbers saves the stream. Used for initialisation, exploration,
+ * sampling and augmentation. Also the reference's truncated-normal initialiser (spec §1.1).
+ */
+#include <math.h>
+
+#include "error.h"
+
+static void philox4x32(uint32_t ctr[4], uint32_t k0, uint32_t k1) {
+   const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+   for (int r = 0; r < 10; r++) {
+      uint64_t p0 = (uint64_t)M0 * ctr[0], p1 = (uint64_t)M1 * ctr[2];
+      uint32_t n0 = (uint32_t)(p1 >> 32) ^ ctr[1] ^ k0;
+      uint32_t n1 = (uint32_t)p1;
+      uint32_t n2 = (uint32_t)(p0 >> 32) ^ ctr[3] ^ k1;
+      uint32_t n3 = (uint32_t)p0;
+      ctr[0] = n0, ctr[1] = n1, ctr[2] = n2, ctr[3] = n3;
+      k0 += W0, k1 += W1;
+   }
+}
+
+void hrm_rng_init(hrm_rng *rng, uint64_t seed) {
+   rng->seed = seed;
+   rng->counter = 0;
+}
+
+uint64_t hrm_rng_next_u64(hrm_rng *rng) {
+   uint32_t c[4] = {(uint32_t)rng->counter, (uint32_t)(rng->counter >> 32), 0x68726d00u, 0};
+   philox4x32(c, (uint32_t)rng->seed, (uint32_t)(rng->seed >> 32));
+   rng->counter++;
+   return ((uint64_t)c[0] << 32) | c[1];
+}
+
+double hrm_rng_uniform(hrm_rng *rng) {
+   return (double)(hrm_rng_next_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double normal(hrm_rng *rng) {
+   double u1 = hrm_rng_uniform(rng), u2 = hrm_rng_uniform(rng);
+   return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
+}
+
+int hrm_tensor_rand(hrm_tensor *t, hrm_rng *rng) {
+   HRM_CHECK(t && rng, HRM_ERR_ARG, "rand: tensor or rng is NULL");
+   for (int64_t i = 0; i < t->numel; i++) hrm_tensor_set(t, i, hrm_rng_uniform(rng));
+   return HRM_OK;
+}
+
+int hrm_tensor_randn(hrm_tensor *t, hrm_rng *rng) {
+   HRM_CHECK(t && rng, HRM_ERR_ARG, "randn: tensor or rng is NULL");
+   for (int64_t i = 0; i < t->numel; i++) hrm_tensor_set(t, i, normal(rng));
+   return HRM_OK;
+}
+
+/* Inverse error function: Giles' single-precision-style initial guess, then two Newton steps
+ * on erf in double precision. */
+static double erfinv(double x) {
+   if (x <= -1.0) return -INFINITY;
+   if (x >= 1.0) return INFINITY;
+   double w = -log((1.0 - x) * (1.0 + x)), p;
+   if (w < 5.0) {
+      w -= 2.5;
+      p = 2.81022636e-08;
+      p = 3.43273939e-07 + p * w;
+      p = -3.5233877e-06 + p * w;
+      p = -4.39150654e-06 + p * w;
+      p = 0.00021858087 + p * w;
+      p = -0.00125372503 + p * w;
+      p = -0.00417768164 + p * w;
+      p = 0.246640727 + p * w;
+      p = 1.50140941 + p * w;
+   } else {
+      w = sqrt(w) - 3.0;
+      p = -0.000200214257;
+      p = 0.000100950558 + p * w;
+      p = 0.00134934322 + p * w;
+      p = -0.00367342844 + p * w;
+      p = 0.00573950773 + p * w;
+      p = -0.0076224613 + p * w;
+      p = 0.00943887047 + p * w;
+      p = 1.00167406 + p * w;
+      p = 2.83297682 + p * w;
+   }
+   double y = p * x;
+   for (int i = 0; i < 2; i++) y -= (erf(y) - x) / (1.1283791670955126 * exp(-y * y));
+   return y;
+}
+
+int hrm_tensor_trunc_normal(hrm_tensor *t, hrm_rng *rng, double std) {
+   HRM_CHECK(t && rng, HRM_ERR_ARG, "trunc_normal: tensor or rng is NULL");
+   HRM_CHECK(std >= 0 && isfinite(std), HRM_ERR_ARG, "trunc_normal: std %g must be >= 0", std);
+   if (std == 0.0) return hrm_tensor_fill(t, 0.0);
+   const double lower = -2.0, upper = 2.0, sqrt2 = 1.4142135623730951;
+   double a = erf(lower / sqrt2), b = erf(upper / sqrt2), z = (b - a) / 2.0;
+   double c = 1.0 / sqrt(2.0 * 3.141592653589793);
+   double pdf_u = c * exp(-0.5 * lower * lower), pdf_l = c * exp(-0.5 * upper * upper);
+   double comp_std = std / sqrt(1.0 - (upper * pdf_u - lower * pdf_l) / z -
+                                pow((pdf_u - pdf_l) / z, 2.0));
+   for (int64_t i = 0; i < t->numel; i++) {
+      double u = a + (b - a) * hrm_rng_uniform(rng);
+      double x = erfinv(u) * sqrt2 * comp_std;
+      if (x < lower * comp_std) x = lower * comp_std;
+      if (x > upper * comp_std) x = upper * comp_std;
+      hrm_tensor_set(t, i, x);
+   }
+   return HRM_OK;
+}

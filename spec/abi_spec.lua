@@ -1,0 +1,35 @@
+-- Specs of the FFI boundary: every cdef struct has the compiler's size; versions are readable.
+local ffi = require "ffi"
+local hrm = require "hrm"
+local C = hrm.C
+
+describe("the C ABI", function()
+   for _, name in ipairs({ "hrm_tensor", "hrm_rng", "hrm_config", "hrm_batch", "hrm_step_opts",
+                           "hrm_step_out", "hrm_optim_config" }) do
+      it("agrees on sizeof(" .. name .. ")", function()
+         local csize = tonumber(C.hrm_sizeof(name))
+         assert.is_true(csize > 0)
+         assert.equal(csize, ffi.sizeof(name))
+      end)
+   end
+
+   it("reports versions, threads and the BLAS", function()
+      assert.truthy(hrm.version():match("^%d+%.%d+%.%d+$"))
+      assert.is_true(C.hrm_abi_version() >= 1)
+      assert.is_true(hrm.get_threads() >= 1)
+      assert.truthy(#hrm.blas() > 0)
+   end)
+
+   it("sets threads and refuses nonsense", function()
+      local n = hrm.get_threads()
+      hrm.set_threads(1)
+      assert.equal(1, hrm.get_threads())
+      hrm.set_threads(n)
+      assert.has_error(function() hrm.set_threads(0) end)
+   end)
+
+   it("sets no globals from library modules", function()
+      assert.is_nil(rawget(_G, "Tensor"))
+      assert.is_nil(rawget(_G, "C"))
+   end)
+end)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_cli.sh — the `hrm` command line as a user meets it: scripts, -e, -l, stdin, errors and
+# exit statuses, -v, and the REPL on a real terminal (through `script`, which gives it a pty).
+# Usage: spec/sh/test_cli.sh path/to/hrm   (ctest passes the built binary)
+set -u
+HRM=$(readlink -f "${1:?usage: test_cli.sh path/to/hrm}")
+pass=0 fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect_out() { # name expected actual
+   if [ "$2" = "$3" ]; then ok; else bad "$1: expected [$2], got [$3]"; fi
+}
+expect_has() { # name needle haystack
+   case "$3" in *"$2"*) ok ;; *) bad "$1: [$2] not in [$3]" ;; esac
+}
+
+expect_out "stdin program" "2" "$(echo 'print(1+1)' | "$HRM")"
+expect_out "-e chunk" "0" "$("$HRM" -e 'print(hrm.Tensor.zeros(2,3):sum())')"
+expect_out "- reads stdin" "3" "$(echo 'print(1+2)' | "$HRM" -)"
+
+cat > "$tmp/args.lua" <<'LUA'
+print(arg[0]:match("args.lua$") ~= nil, arg[1], arg[2], select("#", ...), ...)
+LUA
+expect_out "script args" "true	a	b	2	a	b" "$("$HRM" "$tmp/args.lua" a b)"
+
+echo 'return { answer = 42 }' > "$tmp/mymod.lua"
+expect_out "-l module" "42" "$(cd "$tmp" && "$HRM" -l mymod -e 'print(mymod.answer)')"
+expect_out "-e order" "1
+2" "$("$HRM" -e 'print(1)' -e 'print(2)')"
+expect_out "--seed" "true" "$("$HRM" --seed 7 -e 'local a = hrm.Tensor.rand(3); hrm.manual_seed(7); print(a:equal(hrm.Tensor.rand(3)))')"
+expect_out "--threads" "1" "$("$HRM" --threads 1 -e 'print(hrm.get_threads())')"
+expect_out "library modules set no globals" "nil" "$("$HRM" -e 'print(rawget(_G, "Tensor"))')"
+
+out=$("$HRM" -v); expect_has "-v versions" "LuaJIT" "$out"; expect_has "-v blas" "BLAS:" "$out"
+expect_has "-h" "usage: hrm" "$("$HRM" -h)"
+
+# errors: message on stderr, status 1
+for chunk in 'hrm.Tensor.zeros(2,3):matmul(hrm.Tensor.zeros(2,3))' 'hrm.Tensor.zeros(-1)' \
+             'local t = hrm.Tensor.zeros(3); print(t[4])' 'error("boom")'; do
+   err=$("$HRM" -e "$chunk" 2>&1 >/dev/null); rc=$?
+   expect_out "status of $chunk" "1" "$rc"
+   expect_has "traceback of $chunk" "stack traceback" "$err"
+done
+err=$("$HRM" -e 'local t = hrm.Tensor.zeros(3); print(t[4])' 2>&1)
+expect_has "range message" "index 4 out of range for dimension 1 of size 3" "$err"
+"$HRM" --threads zero -e '' 2>/dev/null; expect_out "bad --threads" "1" "$?"
+"$HRM" --nosuch 2>/dev/null; expect_out "unknown option" "1" "$?"
+"$HRM" "$tmp/missing.lua" 2>/dev/null; expect_out "missing script" "1" "$?"
+
+# The REPL on a terminal: expression printing, errors that do not end the session, multi-line
+# input, persistent history.
+if command -v script >/dev/null; then
+   export HRM_HISTORY="$tmp/history"
+   out=$(printf 'x = 21\nx*2\nerror("boom")\nx+1\nfor i = 1, 2 do\nprint("loop", i)\nend\n' |
+         script -qec "$HRM" /dev/null 2>&1)
+   expect_has "repl shows 42" "42" "$out"
+   expect_has "repl survives error" "boom" "$out"
+   expect_has "repl continues" "22" "$out"
+   expect_has "repl multi-line" "loop	2" "$out"
+   expect_has "history saved" "x*2" "$(cat "$tmp/history" 2>/dev/null)"
+   out=$(printf 'x = 5\n' | script -qec "$HRM" /dev/null 2>&1)
+   expect_has "history kept across sessions" "x = 21" "$(cat "$tmp/history" 2>/dev/null)"
+else
+   echo "script(1) not found: REPL terminal checks skipped"
+fi
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
