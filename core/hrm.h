@@ -81,6 +81,18 @@ const char *hrm_blas_info(void);           /* name and configuration of the GEMM
 int32_t hrm_cuda_available(void);          /* 1 when built with CUDA and a device is present */
 int hrm_set_threads(int32_t n);            /* OpenMP and BLAS threads; n >= 1 */
 int32_t hrm_get_threads(void);             /* current thread count */
+/* Benchmark: GFLOP/s of the GEMM library on C(M,N) = op(A)·op(B) (op = transpose when the flag
+ * is set), the median of `iters` timed runs after a warm-up, on random data. <= 0 on failure. */
+double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t trans_b,
+                       int32_t iters);
+/* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */
+double hrm_wall_time(void);
+/* Ctrl-C handling for long loops. With deferral on, the host's SIGINT handler only records the
+ * request (a second Ctrl-C interrupts at once); a training loop polls it between steps. */
+void hrm_interrupt_defer(int32_t on);
+int32_t hrm_interrupt_deferred(void);
+void hrm_interrupt_request(void);       /* called from the signal handler */
+int32_t hrm_interrupt_take(void);       /* 1 if a request is pending (and clears it) */
 
 /* ---- tensors -------------------------------------------------------------------------------
  * Contiguous, row-major, up to 4 dims. A tensor either owns a reference to a storage block or
@@ -265,6 +277,137 @@ int hrm_safetensors_write(const char *path, int32_t n, const char *const *names,
  * "_orig_mod." prefix, unknown non-persistent buffers ignored). Missing/mis-shaped: error. */
 int hrm_model_load_safetensors(hrm_model *m, const char *path);
 int hrm_model_save_safetensors(const hrm_model *m, const char *path);
+
+/* ---- datasets ------------------------------------------------------------------------------
+ * The reference's puzzle dataset (HRM_SPEC §5.1): examples inputs/labels (N, S); puzzles as CSR
+ * runs of examples (puzzle_indices, one puzzle_identifier each); groups as CSR runs of puzzles
+ * (group_indices; a group is an original puzzle and its augmentations). Tokens are stored as
+ * u8 when vocab_size <= 256, else i32. Built in memory (new, then add) or loaded from a .hrmd
+ * file or a reference numpy folder, whose arrays are memory-mapped rather than copied.
+ * A sampler fills caller-owned i32 tensors without allocating: train draws by groups (spec
+ * §5.2: one seeded permutation of the groups per epoch, one random puzzle per group, its
+ * examples without replacement, full batches only); test walks the examples in order and pads
+ * the last batch (inputs = pad_id, labels = -100, puzzle id = blank). Labels equal to
+ * ignore_label_id come out as -100. The sampler's position is a plain struct (checkpoints).
+ *
+ *    hrm_dataset *ds;  hrm_sampler *s;  int32_t count;
+ *    hrm_dataset_load(&ds, "data/sudoku/train", NULL);
+ *    hrm_sampler_config sc = { .batch_size = 768, .train = 1, .seed = 0 };
+ *    hrm_sampler_new(&s, ds, &sc);
+ *    hrm_sampler_next(&count, inputs, labels, puzzle_ids, s);  // (B, S) (B, S) (B) i32 tensors
+ *    hrm_sampler_free(s); hrm_dataset_free(ds);
+ */
+
+typedef struct hrm_dataset hrm_dataset;
+typedef struct hrm_sampler hrm_sampler;
+
+/* dataset.json's fields (PuzzleDatasetMetadata). */
+typedef struct hrm_dataset_meta {
+   int32_t vocab_size;              /* V >= 1 */
+   int32_t seq_len;                 /* S >= 1 */
+   int32_t pad_id;                  /* token of padded test rows, in [0, V) */
+   int32_t ignore_label_id;         /* labels equal to it become -100 in batches */
+   int32_t has_ignore_label;        /* 0 when ignore_label_id is null (no label is replaced) */
+   int32_t blank_identifier_id;     /* puzzle id of padded rows, in [0, num_puzzle_identifiers) */
+   int32_t num_puzzle_identifiers;  /* puzzle ids are in [0, num_puzzle_identifiers) */
+   int32_t reserved;
+   int64_t total_groups;            /* groups held (computed; ignored by new) */
+   double mean_puzzle_examples;     /* examples / puzzles (computed; ignored by new) */
+} hrm_dataset_meta;
+
+/* The arrays of one add, or read-only views of a dataset's arrays (hrm_dataset_get_arrays). */
+typedef struct hrm_dataset_arrays {
+   const void *inputs;                 /* (N, S) token ids in [0, V), dtype token_dtype */
+   const void *labels;                 /* (N, S) in [0, V) or ignore_label_id (i32: or -100) */
+   const int32_t *puzzle_identifiers;  /* (P) in [0, num_puzzle_identifiers); NULL: all blank */
+   const int32_t *puzzle_indices;      /* (P + 1) 0 .. N, non-decreasing; NULL: P = N, 1 each */
+   const int32_t *group_indices;       /* (G + 1) 0 .. P, increasing; NULL: G = P, 1 each */
+   int64_t n;                          /* N examples */
+   int64_t n_puzzles;                  /* P */
+   int64_t n_groups;                   /* G */
+   int32_t token_dtype;                /* HRM_DTYPE_U8 or HRM_DTYPE_I32 (inputs and labels) */
+   int32_t reserved;
+} hrm_dataset_arrays;
+
+typedef struct hrm_sampler_config {
+   int32_t batch_size;       /* B >= 1 (the global batch) */
+   int32_t train;            /* 1: sample by groups, full batches; 0: in order, last padded */
+   int32_t epochs_per_iter;  /* train: permutations joined into one order (0 means 1) */
+   int32_t reserved;
+   int64_t max_epochs;       /* next yields count 0 once this many epochs are done; 0: never */
+   uint64_t seed;            /* train: epoch e draws from a Philox stream keyed by (seed, e) */
+} hrm_sampler_config;
+
+/* Where a sampler stands; restoring it continues the exact same batch sequence. */
+typedef struct hrm_sampler_state {
+   uint64_t seed;            /* the sampler's seed (checked on restore) */
+   int64_t epoch;            /* epochs completed */
+   int64_t index;            /* train: next position in the group order; test: next example */
+   uint64_t draws;           /* train: random numbers drawn so far in this epoch */
+} hrm_sampler_state;
+
+/* [OUT] out: an empty dataset; meta is validated (total_groups, mean_puzzle_examples ignored). */
+int hrm_dataset_new(hrm_dataset **out, const hrm_dataset_meta *meta);
+void hrm_dataset_free(hrm_dataset *ds);
+/* Append examples, puzzles and groups (indices relative to this call's arrays). Everything is
+ * validated before anything is copied: on failure the dataset is unchanged. */
+int hrm_dataset_add(hrm_dataset *ds, const hrm_dataset_arrays *arrays);
+/* [OUT] out: path is a .hrmd file, a reference split folder holding dataset.json, or a dataset
+ * root with split ("train", "test"; NULL when path is the split folder itself). */
+int hrm_dataset_load(hrm_dataset **out, const char *path, const char *split);
+int hrm_dataset_save(const hrm_dataset *ds, const char *path); /* .hrmd, written atomically */
+int hrm_dataset_get_meta(hrm_dataset_meta *out, const hrm_dataset *ds);
+/* [OUT] out: views of the arrays, valid until the next add or the last free. */
+int hrm_dataset_get_arrays(hrm_dataset_arrays *out, const hrm_dataset *ds);
+/* Name puzzle id `id` (identifiers.json); name NULL removes it. */
+int hrm_dataset_set_identifier(hrm_dataset *ds, int32_t id, const char *name);
+const char *hrm_dataset_identifier(const hrm_dataset *ds, int32_t id); /* NULL when unnamed */
+
+/* [OUT] out: a sampler over ds (which it keeps alive: ds may be freed first). */
+int hrm_sampler_new(hrm_sampler **out, hrm_dataset *ds, const hrm_sampler_config *cfg);
+void hrm_sampler_free(hrm_sampler *s);
+/* [OUT] count: real rows written (B in train; 0 once max_epochs are done), inputs, labels:
+ * (B, S) i32; puzzle_identifiers: (B) i32. labels and puzzle_identifiers may be NULL. */
+int hrm_sampler_next(int32_t *count, hrm_tensor *inputs, hrm_tensor *labels,
+                     hrm_tensor *puzzle_identifiers, hrm_sampler *s);
+int hrm_sampler_get_state(hrm_sampler_state *out, const hrm_sampler *s);
+int hrm_sampler_set_state(hrm_sampler *s, const hrm_sampler_state *state);
+
+/* [OUT] out: a new CPU tensor with the .npy file's array (u1 -> u8; i1 i2 u2 i4 -> i32;
+ * u4 i8 u8 -> i64; f4 -> f32; f8 -> f64; either byte order). */
+int hrm_npy_load(hrm_tensor **out, const char *path);
+
+/* ---- checkpoints (.hrm) ------------------------------------------------------------------
+ * One msgpack map: {"format": "hrm", "version": 1, "meta": JSON object text, "tensors": {name:
+ * {"dtype": "f32", "shape": [..], "data": bin (a list of bins past 4 GiB)}}}. Written atomically
+ * (temporary file, fsync, rename) with tensor bytes streamed from their memory; read through a
+ * mapping and validated whole on open. Tensor names come back sorted.
+ *
+ *    hrm_checkpoint *f;
+ *    hrm_checkpoint_write("run.hrm", "{\"step\": 10}", n, names, tensors);
+ *    hrm_checkpoint_open(&f, "run.hrm");
+ *    hrm_checkpoint_read_into(table, f, "model.inner.puzzle_emb.weights"); // no extra copy
+ *    hrm_checkpoint_free(f);
+ */
+
+typedef struct hrm_checkpoint hrm_checkpoint;
+
+/* Write meta (JSON object text; NULL means {}) and n named CPU tensors to path. */
+int hrm_checkpoint_write(const char *path, const char *meta, int32_t n, const char *const *names,
+                         const hrm_tensor *const *tensors);
+/* [OUT] out: the checkpoint at path, mapped and validated. */
+int hrm_checkpoint_open(hrm_checkpoint **out, const char *path);
+void hrm_checkpoint_free(hrm_checkpoint *f);
+const char *hrm_checkpoint_meta(const hrm_checkpoint *f);           /* JSON text, owned by f */
+int32_t hrm_checkpoint_count(const hrm_checkpoint *f);
+const char *hrm_checkpoint_name(const hrm_checkpoint *f, int32_t i); /* NULL if out of range */
+/* [OUT] dtype, ndim, shape (4 entries, unused ones 1) of tensor `name`; any may be NULL. */
+int hrm_checkpoint_info(int32_t *dtype, int32_t *ndim, int64_t *shape, const hrm_checkpoint *f,
+                        const char *name);
+/* [OUT] out: a new CPU tensor holding a copy of tensor `name`. */
+int hrm_checkpoint_get(hrm_tensor **out, const hrm_checkpoint *f, const char *name);
+/* Copy tensor `name` into dst (CPU, same dtype and shape), with no intermediate copy. */
+int hrm_checkpoint_read_into(hrm_tensor *dst, const hrm_checkpoint *f, const char *name);
 
 /* HRM_CDEF_END */
 

@@ -4,6 +4,8 @@
  * compiler's (the ABI spec). Threads: one count for OpenMP and the GEMM library.
  */
 #include <omp.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu/gemm.h"
@@ -38,3 +40,58 @@ int hrm_set_threads(int32_t n) {
 }
 
 int32_t hrm_get_threads(void) { return omp_get_max_threads(); }
+
+double hrm_wall_time(void) { return omp_get_wtime(); }
+
+static int compare_doubles(const void *a, const void *b) {
+   double x = *(const double *)a, y = *(const double *)b;
+   return (x > y) - (x < y);
+}
+
+double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t trans_b,
+                       int32_t iters) {
+   if (M <= 0 || N <= 0 || K <= 0 || iters < 1 || iters > 10000) return -1.0;
+   float *A = malloc(sizeof(float) * (size_t)(M * K));
+   float *B = malloc(sizeof(float) * (size_t)(K * N));
+   float *Cm = malloc(sizeof(float) * (size_t)(M * N));
+   double *times = malloc(sizeof(double) * (size_t)iters);
+   double result = -1.0;
+   if (A && B && Cm && times) {
+      hrm_rng rng;
+      hrm_rng_init(&rng, 1);
+      for (int64_t i = 0; i < M * K; i++) A[i] = (float)hrm_rng_uniform(&rng) - 0.5f;
+      for (int64_t i = 0; i < K * N; i++) B[i] = (float)hrm_rng_uniform(&rng) - 0.5f;
+      int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
+      hrm_cpu_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, Cm, N); /* warm-up */
+      for (int32_t i = 0; i < iters; i++) {
+         double t0 = omp_get_wtime();
+         hrm_cpu_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, Cm, N);
+         times[i] = omp_get_wtime() - t0;
+      }
+      qsort(times, (size_t)iters, sizeof(double), compare_doubles);
+      double t = times[iters / 2];
+      result = t > 0 ? 2.0 * (double)M * (double)N * (double)K / t / 1e9 : -1.0;
+   }
+   free(A);
+   free(B);
+   free(Cm);
+   free(times);
+   return result;
+}
+
+static volatile sig_atomic_t interrupt_deferred, interrupt_pending;
+
+void hrm_interrupt_defer(int32_t on) {
+   interrupt_deferred = on != 0;
+   if (!on) interrupt_pending = 0;
+}
+
+int32_t hrm_interrupt_deferred(void) { return interrupt_deferred && !interrupt_pending; }
+
+void hrm_interrupt_request(void) { interrupt_pending = 1; }
+
+int32_t hrm_interrupt_take(void) {
+   int32_t p = interrupt_pending;
+   interrupt_pending = 0;
+   return p;
+}

@@ -15,6 +15,7 @@
 #include <readline/readline.h>
 
 #include "host.h"
+#include "hrm.h"
 
 static lua_State *interrupt_state;
 static volatile sig_atomic_t at_prompt;
@@ -32,6 +33,10 @@ static void on_sigint(int sig) {
       rl_crlf();
       rl_on_new_line();
       rl_redisplay();
+      return;
+   }
+   if (hrm_interrupt_deferred()) { /* a loop will stop cleanly at its next step */
+      hrm_interrupt_request();
       return;
    }
    if (interrupt_state)

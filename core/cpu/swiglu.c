@@ -1,0 +1,40 @@
+/* swiglu.c — the SwiGLU activation silu(gate) · up over gate_up (N, 2I) = [gate | up], and the
+ * plain residual add used around every sublayer.
+ *
+ * silu(x) = x / (1 + e^−x) as PyTorch computes it; its derivative is σ(x)(1 + x(1 − σ(x))).
+ */
+#include <math.h>
+
+#include "../nn.h"
+
+void hrm_cpu_swiglu_forward(float *out, const float *gu, int64_t N, int I) {
+#pragma omp parallel for schedule(static)
+   for (int64_t n = 0; n < N; n++) {
+      const float *g = gu + n * 2 * I;  // (I) gate
+      const float *u = g + I;           // (I) up
+      float *o = out + n * I;           // (I)
+      for (int i = 0; i < I; i++) o[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+   }
+}
+
+void hrm_cpu_swiglu_backward(float *dgu, const float *dout, const float *gu, int64_t N, int I) {
+#pragma omp parallel for schedule(static)
+   for (int64_t n = 0; n < N; n++) {
+      const float *g = gu + n * 2 * I;
+      const float *u = g + I;
+      const float *dy = dout + n * I;
+      float *dg = dgu + n * 2 * I;  // (I)
+      float *du = dg + I;           // (I)
+      for (int i = 0; i < I; i++) {
+         const float sig = 1.0f / (1.0f + expf(-g[i]));
+         const float silu = g[i] * sig;
+         du[i] = dy[i] * silu;
+         dg[i] = dy[i] * u[i] * (sig * (1.0f + g[i] * (1.0f - sig)));
+      }
+   }
+}
+
+void hrm_cpu_residual_forward(float *out, const float *a, const float *b, int64_t n) {
+#pragma omp parallel for schedule(static)
+   for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
