@@ -217,6 +217,8 @@ int hrm_config_check(const hrm_config *cfg);
 int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t device);
 void hrm_model_free(hrm_model *m);
 int hrm_model_get_config(const hrm_model *m, hrm_config *out);
+/* Change the halting controls of a live model (curricula): halt_max_steps >= 1, prob in [0, 1]. */
+int hrm_model_set_halting(hrm_model *m, int32_t halt_max_steps, double exploration_prob);
 int64_t hrm_model_num_parameters(const hrm_model *m); /* Adam-trained parameters only */
 int32_t hrm_model_num_tensors(const hrm_model *m);    /* parameters + persistent buffers */
 /* [OUT] name (owned by the model), value: a view of tensor i; grad: a view of its gradient or
@@ -348,7 +350,7 @@ typedef struct hrm_sampler_state {
 
 /* [OUT] out: an empty dataset; meta is validated (total_groups, mean_puzzle_examples ignored). */
 int hrm_dataset_new(hrm_dataset **out, const hrm_dataset_meta *meta);
-void hrm_dataset_free(hrm_dataset *ds);
+void hrm_dataset_free(hrm_dataset *ds);                  /* samplers keep it alive */
 /* Append examples, puzzles and groups (indices relative to this call's arrays). Everything is
  * validated before anything is copied: on failure the dataset is unchanged. */
 int hrm_dataset_add(hrm_dataset *ds, const hrm_dataset_arrays *arrays);
@@ -356,7 +358,7 @@ int hrm_dataset_add(hrm_dataset *ds, const hrm_dataset_arrays *arrays);
  * root with split ("train", "test"; NULL when path is the split folder itself). */
 int hrm_dataset_load(hrm_dataset **out, const char *path, const char *split);
 int hrm_dataset_save(const hrm_dataset *ds, const char *path); /* .hrmd, written atomically */
-int hrm_dataset_get_meta(hrm_dataset_meta *out, const hrm_dataset *ds);
+int hrm_dataset_get_meta(hrm_dataset_meta *out, const hrm_dataset *ds); /* [OUT] out */
 /* [OUT] out: views of the arrays, valid until the next add or the last free. */
 int hrm_dataset_get_arrays(hrm_dataset_arrays *out, const hrm_dataset *ds);
 /* Name puzzle id `id` (identifiers.json); name NULL removes it. */
@@ -365,12 +367,14 @@ const char *hrm_dataset_identifier(const hrm_dataset *ds, int32_t id); /* NULL w
 
 /* [OUT] out: a sampler over ds (which it keeps alive: ds may be freed first). */
 int hrm_sampler_new(hrm_sampler **out, hrm_dataset *ds, const hrm_sampler_config *cfg);
-void hrm_sampler_free(hrm_sampler *s);
+void hrm_sampler_free(hrm_sampler *s);                  /* releases its dataset reference */
 /* [OUT] count: real rows written (B in train; 0 once max_epochs are done), inputs, labels:
  * (B, S) i32; puzzle_identifiers: (B) i32. labels and puzzle_identifiers may be NULL. */
 int hrm_sampler_next(int32_t *count, hrm_tensor *inputs, hrm_tensor *labels,
                      hrm_tensor *puzzle_identifiers, hrm_sampler *s);
-int hrm_sampler_get_state(hrm_sampler_state *out, const hrm_sampler *s);
+int hrm_sampler_get_state(hrm_sampler_state *out, const hrm_sampler *s); /* [OUT] out */
+/* Continue from a saved state (same dataset, seed and batch size); a refused state changes
+ * nothing. */
 int hrm_sampler_set_state(hrm_sampler *s, const hrm_sampler_state *state);
 
 /* [OUT] out: a new CPU tensor with the .npy file's array (u1 -> u8; i1 i2 u2 i4 -> i32;

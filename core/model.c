@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/fastmath.h"
 #include "error.h"
 #include "nn.h"
 
@@ -200,6 +201,17 @@ void hrm_model_free(hrm_model *m) {
    free(m->pgrad_ids);
    arena_release(&m->arena);
    free(m);
+}
+
+int hrm_model_set_halting(hrm_model *m, int32_t halt_max_steps, double exploration_prob) {
+   HRM_CHECK(m, HRM_ERR_ARG, "set_halting: model is NULL");
+   HRM_CHECK(halt_max_steps >= 1, HRM_ERR_ARG, "set_halting: halt_max_steps = %d must be >= 1",
+             halt_max_steps);
+   HRM_CHECK(exploration_prob >= 0.0 && exploration_prob <= 1.0, HRM_ERR_ARG,
+             "set_halting: exploration probability %g must be in [0, 1]", exploration_prob);
+   m->cfg.halt_max_steps = halt_max_steps;
+   m->cfg.halt_exploration_prob = exploration_prob;
+   return HRM_OK;
 }
 
 int hrm_model_get_config(const hrm_model *m, hrm_config *out) {
@@ -582,7 +594,7 @@ static int validate_batch(const hrm_model *m, const hrm_carry *c, const hrm_batc
    return HRM_OK;
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + hrm_expf(-x)); }
 
 int hrm_model_step(hrm_model *m, hrm_carry *c, const hrm_batch *batch,
                    const hrm_step_opts *opts, hrm_step_out *out) {

@@ -5,7 +5,8 @@ local C = hrm.C
 
 describe("the C ABI", function()
    for _, name in ipairs({ "hrm_tensor", "hrm_rng", "hrm_config", "hrm_batch", "hrm_step_opts",
-                           "hrm_step_out", "hrm_optim_config" }) do
+                           "hrm_step_out", "hrm_optim_config", "hrm_tensor_ref", "hrm_dataset_meta",
+                           "hrm_dataset_arrays", "hrm_sampler_config", "hrm_sampler_state" }) do
       it("agrees on sizeof(" .. name .. ")", function()
          local csize = tonumber(C.hrm_sizeof(name))
          assert.is_true(csize > 0)

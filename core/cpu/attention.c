@@ -8,6 +8,7 @@
  */
 #include <math.h>
 
+#include "fastmath.h"
 #include "../nn.h"
 #include "gemm.h"
 
@@ -29,7 +30,7 @@ void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, 
          for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
          double sum = 0.0;
          for (int j = 0; j < T; j++) {
-            row[j] = expf(row[j] - mx);
+            row[j] = hrm_expf(row[j] - mx);
             sum += row[j];
          }
          const float inv = (float)(1.0 / sum);

@@ -5,32 +5,38 @@
  */
 #include <math.h>
 
+#include "fastmath.h"
 #include "../nn.h"
+
+/* One row: o = silu(g) * u, (I) each. Separate so the compiler vectorises it. */
+static void swiglu_row(float *restrict o, const float *restrict g, const float *restrict u, int I) {
+   for (int i = 0; i < I; i++) o[i] = (g[i] / (1.0f + hrm_expf(-g[i]))) * u[i];
+}
 
 void hrm_cpu_swiglu_forward(float *out, const float *gu, int64_t N, int I) {
 #pragma omp parallel for schedule(static)
    for (int64_t n = 0; n < N; n++) {
       const float *g = gu + n * 2 * I;  // (I) gate
-      const float *u = g + I;           // (I) up
-      float *o = out + n * I;           // (I)
-      for (int i = 0; i < I; i++) o[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+      swiglu_row(out + n * I, g, g + I, I);
+   }
+}
+
+static void swiglu_row_backward(float *restrict dg, float *restrict du, const float *restrict dy,
+                                const float *restrict g, const float *restrict u, int I) {
+   for (int i = 0; i < I; i++) {
+      const float sig = 1.0f / (1.0f + hrm_expf(-g[i]));
+      const float silu = g[i] * sig;
+      du[i] = dy[i] * silu;
+      dg[i] = dy[i] * u[i] * (sig * (1.0f + g[i] * (1.0f - sig)));
    }
 }
 
 void hrm_cpu_swiglu_backward(float *dgu, const float *dout, const float *gu, int64_t N, int I) {
 #pragma omp parallel for schedule(static)
    for (int64_t n = 0; n < N; n++) {
-      const float *g = gu + n * 2 * I;
-      const float *u = g + I;
-      const float *dy = dout + n * I;
-      float *dg = dgu + n * 2 * I;  // (I)
-      float *du = dg + I;           // (I)
-      for (int i = 0; i < I; i++) {
-         const float sig = 1.0f / (1.0f + expf(-g[i]));
-         const float silu = g[i] * sig;
-         du[i] = dy[i] * silu;
-         dg[i] = dy[i] * u[i] * (sig * (1.0f + g[i] * (1.0f - sig)));
-      }
+      const float *g = gu + n * 2 * I;  // (I) gate, then (I) up
+      float *dg = dgu + n * 2 * I;      // (I) d gate, then (I) d up
+      swiglu_row_backward(dg, dg + I, dout + n * I, g, g + I, I);
    }
 }
 

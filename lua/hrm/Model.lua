@@ -70,6 +70,15 @@ function Model:config()
    return t
 end
 
+-- model:set_halting{max_steps = n, exploration_prob = p}: change the ACT controls (curricula).
+function Model:set_halting(opts)
+   if type(opts) ~= "table" then error("set_halting: expected a table {max_steps, exploration_prob}", 2) end
+   local n = opts.max_steps or self.cfg.halt_max_steps
+   local p = opts.exploration_prob or self.cfg.halt_exploration_prob
+   check(C.hrm_model_set_halting(handle(self), n, p), 2)
+   self.cfg.halt_max_steps, self.cfg.halt_exploration_prob = n, p
+end
+
 function Model:num_parameters() return tonumber(C.hrm_model_num_parameters(handle(self))) end
 
 -- Tensor i as (name, value view, grad view or nil, is_param).
@@ -301,6 +310,11 @@ function Model:load_safetensors(path)
    end
    return true
 end
+
+-- model:save(path) / hrm.Model.load(path [, opts]): weights and config in a .hrm file
+-- (hrm.checkpoint holds the format; whole training states go through hrm.checkpoint.save).
+function Model:save(path) return require("hrm.checkpoint").save_model(self, path) end
+function Model.load(path, opts) return require("hrm.checkpoint").load_model(path, opts) end
 
 function Model:__tostring()
    local c = self.cfg

@@ -1,0 +1,625 @@
+/* hrmd.c — .hrmd dataset files: one msgpack map, written atomically, read with full validation.
+ *
+ * Layout: {"format": "hrmd", "version": 1, "meta": {dataset.json's fields, "identifiers"?},
+ * "arrays": {name: {"dtype": "u8"|"i32", "shape": [...], "pad": bin, "data": bin}}} for the
+ * five arrays of HRM_SPEC §5.1, little-endian. "pad" places every payload at a 64-byte file
+ * offset so a read maps the file and uses the arrays in place. A payload past 4 GiB - 1 (the
+ * msgpack bin limit) is stored as a list of bins and copied on read. The whole byte stream is
+ * checked structurally (sizes against the bytes left, nesting depth, no trailing bytes) before
+ * msgpack-c builds objects from it, so no input can make it allocate or read out of bounds.
+ */
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "fileio.h"
+
+/* defined in core/dataset.c */
+int hrm_dataset_wrap(hrm_dataset **out, const hrm_dataset_meta *meta, const hrm_dataset_arrays *a,
+                     void *owned[5], hrm_file_data *files, int32_t nfiles, const char *label);
+
+#define HRMD_VERSION 1
+#define HRMD_ALIGN 64
+#define HRMD_MAX_DEPTH 8
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define HRMD_BIG_ENDIAN_HOST 1
+#else
+#define HRMD_BIG_ENDIAN_HOST 0
+#endif
+
+static const char *const names[5] = {"inputs", "labels", "puzzle_identifiers", "puzzle_indices",
+                                     "group_indices"};
+
+/* Largest single bin payload; larger ones are split. Lowered by tests to exercise the split. */
+static size_t bin_limit = UINT32_MAX;
+
+/* Internal (tests): payloads above `limit` bytes are written as lists of bins. 0 restores. */
+void hrm_hrmd_set_bin_limit(size_t limit) {
+   bin_limit = limit == 0 ? UINT32_MAX : limit < HRMD_ALIGN ? HRMD_ALIGN : limit;
+}
+
+/* ---- writer --------------------------------------------------------------------------------- */
+
+typedef struct pack_ctx {
+   hrm_file_writer *w;
+   int rc;
+} pack_ctx;
+
+static int pack_write(void *data, const char *buf, size_t len) {
+   pack_ctx *c = data;
+   if (c->rc == HRM_OK) c->rc = hrm_file_writer_write(c->w, buf, len);
+   return c->rc == HRM_OK ? 0 : -1;
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s) {
+   size_t n = strlen(s);
+   msgpack_pack_str(pk, n);
+   msgpack_pack_str_body(pk, s, n);
+}
+
+static size_t bin_header(size_t n) { return n < 256 ? 2 : n < 65536 ? 3 : 5; }
+
+/* {"dtype", "shape", "pad", "data"} with the payload at a multiple of HRMD_ALIGN. */
+static void pack_array(msgpack_packer *pk, pack_ctx *ctx, const char *dtype, int32_t ndim,
+                       const int64_t *shape, const void *data, size_t bytes) {
+   msgpack_pack_map(pk, 4);
+   pack_cstr(pk, "dtype");
+   pack_cstr(pk, dtype);
+   pack_cstr(pk, "shape");
+   msgpack_pack_array(pk, (size_t)ndim);
+   for (int32_t d = 0; d < ndim; d++) msgpack_pack_int64(pk, shape[d]);
+   pack_cstr(pk, "pad");
+   size_t chunk = bin_limit / HRMD_ALIGN * HRMD_ALIGN;
+   size_t nchunks = bytes > bin_limit ? (bytes + chunk - 1) / chunk : 0;
+   size_t head = nchunks ? (nchunks < 16 ? 1 : nchunks < 65536 ? 3 : 5) + bin_header(chunk)
+                         : bin_header(bytes);
+   uint64_t at = hrm_file_writer_offset(ctx->w) + 2 + 5 + head; /* pad header, "data", head */
+   size_t pad = (size_t)((HRMD_ALIGN - at % HRMD_ALIGN) % HRMD_ALIGN);
+   static const char zeros[HRMD_ALIGN];
+   msgpack_pack_bin(pk, pad);
+   msgpack_pack_bin_body(pk, zeros, pad);
+   pack_cstr(pk, "data");
+   if (!nchunks) {
+      msgpack_pack_bin(pk, bytes);
+      msgpack_pack_bin_body(pk, data, bytes);
+      return;
+   }
+   msgpack_pack_array(pk, nchunks);
+   for (size_t i = 0; i < nchunks; i++) {
+      size_t n = bytes - i * chunk < chunk ? bytes - i * chunk : chunk;
+      msgpack_pack_bin(pk, n);
+      msgpack_pack_bin_body(pk, (const char *)data + i * chunk, n);
+   }
+}
+
+int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
+   HRM_CHECK(ds, HRM_ERR_ARG, "dataset_save: dataset is NULL");
+   HRM_CHECK(!HRMD_BIG_ENDIAN_HOST, HRM_ERR_STATE, "dataset_save: big-endian hosts cannot write "
+             ".hrmd (little-endian payloads)");
+   hrm_dataset_meta m;
+   hrm_dataset_arrays a;
+   HRM_TRY(hrm_dataset_get_meta(&m, ds));
+   HRM_TRY(hrm_dataset_get_arrays(&a, ds));
+   int32_t n_ids = 0;
+   for (int32_t id = 0; id < m.num_puzzle_identifiers; id++)
+      if (hrm_dataset_identifier(ds, id)) n_ids = id + 1;
+
+   hrm_file_writer *w;
+   HRM_TRY(hrm_file_writer_open(&w, path));
+   pack_ctx ctx = {w, HRM_OK};
+   msgpack_packer pk;
+   msgpack_packer_init(&pk, &ctx, pack_write);
+
+   msgpack_pack_map(&pk, 4);
+   pack_cstr(&pk, "format");
+   pack_cstr(&pk, "hrmd");
+   pack_cstr(&pk, "version");
+   msgpack_pack_int64(&pk, HRMD_VERSION);
+
+   pack_cstr(&pk, "meta");
+   msgpack_pack_map(&pk, n_ids ? 10 : 9);
+   const struct { const char *key; int64_t value; } ints[] = {
+      {"vocab_size", m.vocab_size}, {"seq_len", m.seq_len}, {"pad_id", m.pad_id},
+      {"blank_identifier_id", m.blank_identifier_id},
+      {"num_puzzle_identifiers", m.num_puzzle_identifiers}, {"total_groups", m.total_groups}};
+   for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+      pack_cstr(&pk, ints[i].key);
+      msgpack_pack_int64(&pk, ints[i].value);
+   }
+   pack_cstr(&pk, "ignore_label_id");
+   if (m.has_ignore_label) msgpack_pack_int64(&pk, m.ignore_label_id);
+   else msgpack_pack_nil(&pk);
+   pack_cstr(&pk, "mean_puzzle_examples");
+   msgpack_pack_double(&pk, m.mean_puzzle_examples);
+   pack_cstr(&pk, "sets");
+   msgpack_pack_array(&pk, 1);
+   pack_cstr(&pk, "all");
+   if (n_ids) {
+      pack_cstr(&pk, "identifiers");
+      msgpack_pack_array(&pk, (size_t)n_ids);
+      for (int32_t id = 0; id < n_ids; id++) {
+         const char *s = hrm_dataset_identifier(ds, id);
+         if (s) pack_cstr(&pk, s);
+         else msgpack_pack_nil(&pk);
+      }
+   }
+
+   pack_cstr(&pk, "arrays");
+   msgpack_pack_map(&pk, 5);
+   int64_t S = m.seq_len;
+   int64_t shapes[5][2] = {{a.n, S}, {a.n, S}, {a.n_puzzles, 1}, {a.n_puzzles + 1, 1},
+                           {a.n_groups + 1, 1}};
+   const void *data[5] = {a.inputs, a.labels, a.puzzle_identifiers, a.puzzle_indices,
+                          a.group_indices};
+   for (int k = 0; k < 5; k++) {
+      int tokens = k < 2;
+      size_t es = tokens ? hrm_dtype_size(a.token_dtype) : 4;
+      size_t bytes = (size_t)(shapes[k][0] * shapes[k][1]) * es;
+      pack_cstr(&pk, names[k]);
+      pack_array(&pk, &ctx, tokens ? hrm_dtype_name(a.token_dtype) : "i32", tokens ? 2 : 1,
+                 shapes[k], data[k], bytes);
+   }
+   if (ctx.rc != HRM_OK) {
+      hrm_file_writer_abort(w);
+      return ctx.rc;
+   }
+   return hrm_file_writer_commit(w);
+}
+
+/* ---- structural scan ---------------------------------------------------------------------------
+ * Walks one msgpack object over p[0..n) without building anything: every length and element
+ * count is checked against the bytes left (an element takes at least one byte), nesting is
+ * bounded, and the object must end exactly at n. */
+
+static uint64_t be(const uint8_t *p, int bytes) {
+   uint64_t v = 0;
+   for (int i = 0; i < bytes; i++) v = v << 8 | p[i];
+   return v;
+}
+
+static int mp_scan(const uint8_t *p, size_t n, const char *label) {
+   uint64_t left[HRMD_MAX_DEPTH + 1];
+   int depth = 0;
+   size_t pos = 0;
+   left[0] = 1;
+   while (depth >= 0) {
+      if (left[depth] == 0) {
+         depth--;
+         continue;
+      }
+      left[depth]--;
+      HRM_CHECK(pos < n, HRM_ERR_FORMAT, "'%s': truncated (%zu bytes, a value is missing)",
+                label, n);
+      uint8_t b = p[pos++];
+      uint64_t count = 0, skip = 0;
+      int len_bytes = 0, extra = 0;
+      if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+         /* fixint, nil, bool */
+      } else if (b <= 0x8f) {
+         count = 2u * (b & 0x0fu);
+      } else if (b <= 0x9f) {
+         count = b & 0x0fu;
+      } else if (b <= 0xbf) {
+         skip = b & 0x1fu;
+      } else {
+         switch (b) {
+         case 0xc4: len_bytes = 1; break;                     /* bin 8/16/32 */
+         case 0xc5: len_bytes = 2; break;
+         case 0xc6: len_bytes = 4; break;
+         case 0xc7: len_bytes = 1; extra = 1; break;          /* ext 8/16/32 */
+         case 0xc8: len_bytes = 2; extra = 1; break;
+         case 0xc9: len_bytes = 4; extra = 1; break;
+         case 0xca: skip = 4; break;                          /* float 32/64 */
+         case 0xcb: skip = 8; break;
+         case 0xcc: case 0xd0: skip = 1; break;               /* (u)int 8..64 */
+         case 0xcd: case 0xd1: skip = 2; break;
+         case 0xce: case 0xd2: skip = 4; break;
+         case 0xcf: case 0xd3: skip = 8; break;
+         case 0xd4: skip = 2; break;                          /* fixext 1..16 */
+         case 0xd5: skip = 3; break;
+         case 0xd6: skip = 5; break;
+         case 0xd7: skip = 9; break;
+         case 0xd8: skip = 17; break;
+         case 0xd9: len_bytes = 1; break;                     /* str 8/16/32 */
+         case 0xda: len_bytes = 2; break;
+         case 0xdb: len_bytes = 4; break;
+         case 0xdc: case 0xdd: case 0xde: case 0xdf: {        /* array/map 16/32 */
+            int k = (b == 0xdc || b == 0xde) ? 2 : 4;
+            HRM_CHECK(n - pos >= (size_t)k, HRM_ERR_FORMAT, "'%s': truncated at byte %zu", label,
+                      pos);
+            count = be(p + pos, k) * (b >= 0xde ? 2u : 1u);
+            pos += (size_t)k;
+            break;
+         }
+         default:
+            return HRM_FAIL(HRM_ERR_FORMAT, "'%s': invalid msgpack byte 0x%02x at %zu", label, b,
+                            pos - 1);
+         }
+      }
+      if (len_bytes) {
+         HRM_CHECK(n - pos >= (size_t)len_bytes, HRM_ERR_FORMAT, "'%s': truncated at byte %zu",
+                   label, pos);
+         skip = be(p + pos, len_bytes) + (uint64_t)extra;
+         pos += (size_t)len_bytes;
+      }
+      HRM_CHECK(skip <= n - pos, HRM_ERR_FORMAT, "'%s': a value at byte %zu declares %llu bytes, "
+                "only %zu are left (truncated file?)", label, pos,
+                (unsigned long long)skip, n - pos);
+      pos += (size_t)skip;
+      if (count) {
+         HRM_CHECK(count <= n - pos, HRM_ERR_FORMAT, "'%s': a container at byte %zu declares "
+                   "%llu entries, only %zu bytes are left", label, pos,
+                   (unsigned long long)count, n - pos);
+         HRM_CHECK(depth < HRMD_MAX_DEPTH, HRM_ERR_FORMAT, "'%s': nested deeper than %d levels",
+                   label, HRMD_MAX_DEPTH);
+         left[++depth] = count;
+      }
+   }
+   HRM_CHECK(pos == n, HRM_ERR_FORMAT, "'%s': %zu trailing bytes after the msgpack map", label,
+             n - pos);
+   return HRM_OK;
+}
+
+/* ---- semantic checks ------------------------------------------------------------------------ */
+
+static int key_is(const msgpack_object *k, const char *s) {
+   size_t n = strlen(s);
+   return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+          memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+static const char *kind_name(const msgpack_object *o) {
+   if (!o) return "missing";
+   switch (o->type) {
+   case MSGPACK_OBJECT_NIL: return "nil";
+   case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+   case MSGPACK_OBJECT_POSITIVE_INTEGER:
+   case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
+   case MSGPACK_OBJECT_FLOAT32:
+   case MSGPACK_OBJECT_FLOAT64: return "a float";
+   case MSGPACK_OBJECT_STR: return "a string";
+   case MSGPACK_OBJECT_ARRAY: return "a list";
+   case MSGPACK_OBJECT_MAP: return "a map";
+   case MSGPACK_OBJECT_BIN: return "a bin";
+   default: return "an extension";
+   }
+}
+
+/* Pick the values of `keys` out of a map of string keys; duplicates are refused, and unknown
+ * keys too unless allow_unknown. Missing keys leave NULL. */
+static int take_keys(const msgpack_object **vals, const msgpack_object *map,
+                     const char *const *keys, int nkeys, int allow_unknown, const char *where,
+                     const char *label) {
+   HRM_CHECK(map->type == MSGPACK_OBJECT_MAP, HRM_ERR_FORMAT, "'%s': %s is %s, expected a map",
+             label, where, kind_name(map));
+   HRM_CHECK(map->via.map.size <= 4096, HRM_ERR_FORMAT, "'%s': %s has %u entries (at most 4096)",
+             label, where, map->via.map.size);
+   for (int i = 0; i < nkeys; i++) vals[i] = NULL;
+   for (uint32_t e = 0; e < map->via.map.size; e++) {
+      const msgpack_object *k = &map->via.map.ptr[e].key;
+      HRM_CHECK(k->type == MSGPACK_OBJECT_STR, HRM_ERR_FORMAT, "'%s': %s has a key that is %s, "
+                "expected a string", label, where, kind_name(k));
+      int found = -1;
+      for (int i = 0; i < nkeys && found < 0; i++)
+         if (key_is(k, keys[i])) found = i;
+      if (found < 0) {
+         HRM_CHECK(allow_unknown, HRM_ERR_FORMAT, "'%s': unexpected key \"%.*s\" in %s", label,
+                   (int)(k->via.str.size < 64 ? k->via.str.size : 64), k->via.str.ptr, where);
+         continue;
+      }
+      HRM_CHECK(!vals[found], HRM_ERR_FORMAT, "'%s': key \"%s\" appears twice in %s", label,
+                keys[found], where);
+      vals[found] = &map->via.map.ptr[e].val;
+   }
+   return HRM_OK;
+}
+
+static int get_int(int64_t *out, const msgpack_object *o, int64_t lo, int64_t hi,
+                   const char *what, const char *label) {
+   int ok = 0;
+   if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
+      *out = (int64_t)o->via.u64;
+      ok = 1;
+   } else if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+      *out = o->via.i64;
+      ok = 1;
+   }
+   HRM_CHECK(ok, HRM_ERR_FORMAT, "'%s': %s is %s, expected an integer", label, what, kind_name(o));
+   HRM_CHECK(*out >= lo && *out <= hi, HRM_ERR_FORMAT, "'%s': %s = %lld is outside [%lld, %lld]",
+             label, what, (long long)*out, (long long)lo, (long long)hi);
+   return HRM_OK;
+}
+
+static int read_meta(hrm_dataset_meta *m, const msgpack_object **ids, const msgpack_object *o,
+                     const char *label) {
+   static const char *const keys[] = {"vocab_size", "seq_len", "pad_id", "blank_identifier_id",
+                                      "num_puzzle_identifiers", "ignore_label_id", "total_groups",
+                                      "mean_puzzle_examples", "sets", "identifiers"};
+   const msgpack_object *v[10];
+   HRM_TRY(take_keys(v, o, keys, 10, 1, "\"meta\"", label));
+   int64_t x[5];
+   for (int i = 0; i < 5; i++) {
+      char what[64];
+      snprintf(what, sizeof what, "meta \"%s\"", keys[i]);
+      HRM_TRY(get_int(&x[i], v[i], i == 2 || i == 3 ? 0 : 1, INT32_MAX, what, label));
+   }
+   memset(m, 0, sizeof *m);
+   m->vocab_size = (int32_t)x[0];
+   m->seq_len = (int32_t)x[1];
+   m->pad_id = (int32_t)x[2];
+   m->blank_identifier_id = (int32_t)x[3];
+   m->num_puzzle_identifiers = (int32_t)x[4];
+   HRM_CHECK(v[5], HRM_ERR_FORMAT, "'%s': meta \"ignore_label_id\" is missing (nil for none)",
+             label);
+   if (v[5]->type != MSGPACK_OBJECT_NIL) {
+      int64_t ign;
+      HRM_TRY(get_int(&ign, v[5], INT32_MIN, INT32_MAX, "meta \"ignore_label_id\"", label));
+      m->ignore_label_id = (int32_t)ign;
+      m->has_ignore_label = 1;
+   }
+   /* total_groups and mean_puzzle_examples are recomputed from the arrays; sets is "all" */
+   if (v[6]) {
+      int64_t tg;
+      HRM_TRY(get_int(&tg, v[6], 0, INT64_MAX, "meta \"total_groups\"", label));
+   }
+   HRM_CHECK(!v[7] || v[7]->type == MSGPACK_OBJECT_FLOAT64 ||
+             v[7]->type == MSGPACK_OBJECT_FLOAT32 ||
+             v[7]->type == MSGPACK_OBJECT_POSITIVE_INTEGER, HRM_ERR_FORMAT,
+             "'%s': meta \"mean_puzzle_examples\" is %s, expected a number", label,
+             kind_name(v[7]));
+   HRM_CHECK(!v[8] || v[8]->type == MSGPACK_OBJECT_ARRAY, HRM_ERR_FORMAT,
+             "'%s': meta \"sets\" is %s, expected a list", label, kind_name(v[8]));
+   if (v[9]) {
+      HRM_CHECK(v[9]->type == MSGPACK_OBJECT_ARRAY, HRM_ERR_FORMAT,
+                "'%s': meta \"identifiers\" is %s, expected a list", label, kind_name(v[9]));
+      HRM_CHECK(v[9]->via.array.size <= (uint32_t)m->num_puzzle_identifiers, HRM_ERR_FORMAT,
+                "'%s': meta \"identifiers\" names %u ids, num_puzzle_identifiers is %d", label,
+                v[9]->via.array.size, m->num_puzzle_identifiers);
+      for (uint32_t i = 0; i < v[9]->via.array.size; i++) {
+         const msgpack_object *e = &v[9]->via.array.ptr[i];
+         HRM_CHECK(e->type == MSGPACK_OBJECT_STR || e->type == MSGPACK_OBJECT_NIL,
+                   HRM_ERR_FORMAT, "'%s': identifier %u is %s, expected a string or nil", label,
+                   i, kind_name(e));
+      }
+   }
+   *ids = v[9];
+   return HRM_OK;
+}
+
+typedef struct hrmd_array {
+   int32_t dtype;             /* HRM_DTYPE_U8 or HRM_DTYPE_I32 */
+   int32_t ndim;
+   int64_t shape[2];
+   uint64_t bytes;
+   const msgpack_object *data; /* a bin, or a list of bins */
+} hrmd_array;
+
+static int read_array(hrmd_array *a, const msgpack_object *o, const char *name, int32_t ndim,
+                      int tokens, const char *label) {
+   static const char *const keys[] = {"dtype", "shape", "data", "pad"};
+   const msgpack_object *v[4];
+   char where[64];
+   snprintf(where, sizeof where, "array \"%s\"", name);
+   HRM_TRY(take_keys(v, o, keys, 4, 0, where, label));
+   HRM_CHECK(v[0] && v[0]->type == MSGPACK_OBJECT_STR, HRM_ERR_FORMAT,
+             "'%s': %s: dtype is %s, expected a string", label, where, kind_name(v[0]));
+   if (key_is(v[0], "u8") && tokens) a->dtype = HRM_DTYPE_U8;
+   else if (key_is(v[0], "i32")) a->dtype = HRM_DTYPE_I32;
+   else
+      return HRM_FAIL(HRM_ERR_FORMAT, "'%s': %s: dtype \"%.*s\" is not %s", label, where,
+                      (int)(v[0]->via.str.size < 16 ? v[0]->via.str.size : 16), v[0]->via.str.ptr,
+                      tokens ? "\"u8\" or \"i32\"" : "\"i32\"");
+   HRM_CHECK(v[1] && v[1]->type == MSGPACK_OBJECT_ARRAY && v[1]->via.array.size == (uint32_t)ndim,
+             HRM_ERR_FORMAT, "'%s': %s: shape is %s, expected a list of %d sizes", label, where,
+             kind_name(v[1]), ndim);
+   uint64_t numel = 1;
+   for (int32_t d = 0; d < ndim; d++) {
+      HRM_TRY(get_int(&a->shape[d], &v[1]->via.array.ptr[d], 0, INT32_MAX, "a size", label));
+      numel *= (uint64_t)a->shape[d]; /* <= 2^62: no overflow */
+   }
+   a->ndim = ndim;
+   a->bytes = numel * (a->dtype == HRM_DTYPE_U8 ? 1u : 4u);
+   HRM_CHECK(!v[3] || v[3]->type == MSGPACK_OBJECT_BIN, HRM_ERR_FORMAT,
+             "'%s': %s: pad is %s, expected a bin", label, where, kind_name(v[3]));
+   const msgpack_object *d = v[2];
+   uint64_t have = 0;
+   if (d && d->type == MSGPACK_OBJECT_BIN) {
+      have = d->via.bin.size;
+   } else if (d && d->type == MSGPACK_OBJECT_ARRAY) {
+      for (uint32_t i = 0; i < d->via.array.size; i++) {
+         const msgpack_object *c = &d->via.array.ptr[i];
+         HRM_CHECK(c->type == MSGPACK_OBJECT_BIN, HRM_ERR_FORMAT, "'%s': %s: data chunk %u is "
+                   "%s, expected a bin", label, where, i, kind_name(c));
+         have += c->via.bin.size;
+      }
+   } else {
+      return HRM_FAIL(HRM_ERR_FORMAT, "'%s': %s: data is %s, expected a bin", label, where,
+                      kind_name(d));
+   }
+   HRM_CHECK(have == a->bytes, HRM_ERR_FORMAT, "'%s': %s: shape and dtype need %llu bytes, the "
+             "data holds %llu", label, where, (unsigned long long)a->bytes,
+             (unsigned long long)have);
+   a->data = d;
+   return HRM_OK;
+}
+
+/* The array's bytes in dtype `to`: in place when possible, else a new block *owned. */
+static int array_bytes(const void **ptr, void **owned, const hrmd_array *a, int32_t to,
+                       const char *name, const char *label) {
+   *owned = NULL;
+   const msgpack_object *d = a->data;
+   if (d->type == MSGPACK_OBJECT_BIN && a->dtype == to &&
+       (to == HRM_DTYPE_U8 || ((uintptr_t)d->via.bin.ptr & 3) == 0)) {
+      *ptr = d->via.bin.ptr;
+      return HRM_OK;
+   }
+   uint8_t *raw = malloc(a->bytes ? (size_t)a->bytes : 1);
+   HRM_CHECK(raw, HRM_ERR_MEMORY, "'%s': cannot allocate %llu bytes for %s", label,
+             (unsigned long long)a->bytes, name);
+   if (d->type == MSGPACK_OBJECT_BIN) {
+      if (a->bytes) memcpy(raw, d->via.bin.ptr, (size_t)a->bytes);
+   } else {
+      size_t at = 0;
+      for (uint32_t i = 0; i < d->via.array.size; i++) {
+         memcpy(raw + at, d->via.array.ptr[i].via.bin.ptr, d->via.array.ptr[i].via.bin.size);
+         at += d->via.array.ptr[i].via.bin.size;
+      }
+   }
+   if (a->dtype == to) {
+      *ptr = *owned = raw;
+      return HRM_OK;
+   }
+   uint64_t n = a->dtype == HRM_DTYPE_U8 ? a->bytes : a->bytes / 4;
+   void *conv = malloc(n ? (size_t)n * hrm_dtype_size(to) : 1);
+   if (!conv) {
+      free(raw);
+      return HRM_FAIL(HRM_ERR_MEMORY, "'%s': cannot allocate %s", label, name);
+   }
+   for (uint64_t i = 0; i < n; i++) {
+      if (to == HRM_DTYPE_I32) {
+         ((int32_t *)conv)[i] = raw[i];
+      } else {
+         int32_t v;
+         memcpy(&v, raw + 4 * i, 4);
+         if (v < 0 || v > 255) {
+            free(raw);
+            free(conv);
+            return HRM_FAIL(HRM_ERR_RANGE, "'%s': %s element %llu = %d does not fit the u8 "
+                            "token storage", label, name, (unsigned long long)i, v);
+         }
+         ((uint8_t *)conv)[i] = (uint8_t)v;
+      }
+   }
+   free(raw);
+   *ptr = *owned = conv;
+   return HRM_OK;
+}
+
+/* Parse a whole .hrmd image held by file (taken over, whatever happens). */
+static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label) {
+   *out = NULL;
+   int rc;
+   msgpack_unpacked res;
+   msgpack_unpacked_init(&res);
+   void *owned[5] = {NULL, NULL, NULL, NULL, NULL};
+   const msgpack_object *top[4], *arrays[5], *ids = NULL;
+   hrmd_array arr[5];
+   hrm_dataset_meta meta;
+   if (HRMD_BIG_ENDIAN_HOST) {
+      rc = HRM_FAIL(HRM_ERR_STATE, "'%s': big-endian hosts cannot read .hrmd", label);
+      goto fail;
+   }
+   if ((rc = mp_scan(file->data, file->size, label))) goto fail;
+   size_t off = 0;
+   if (msgpack_unpack_next(&res, (const char *)file->data, file->size, &off) !=
+          MSGPACK_UNPACK_SUCCESS || off != file->size) {
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': msgpack decoding failed", label);
+      goto fail;
+   }
+   static const char *const top_keys[] = {"format", "version", "meta", "arrays"};
+   if ((rc = take_keys(top, &res.data, top_keys, 4, 0, "the file", label))) {
+      if (res.data.type != MSGPACK_OBJECT_MAP)
+         rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s' is not an .hrmd file (not a msgpack map)", label);
+      goto fail;
+   }
+   if (!top[0] || !key_is(top[0], "hrmd")) {
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s' is not an .hrmd file (\"format\" is %s)", label,
+                    top[0] ? kind_name(top[0]) : "missing");
+      goto fail;
+   }
+   int64_t version;
+   if ((rc = get_int(&version, top[1], 1, INT64_MAX, "\"version\"", label))) goto fail;
+   if (version != HRMD_VERSION) {
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': .hrmd version %lld is not supported (this reader "
+                    "reads version %d)", label, (long long)version, HRMD_VERSION);
+      goto fail;
+   }
+   if (!top[2] || !top[3]) {
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': \"%s\" is missing", label, top[2] ? "arrays" : "meta");
+      goto fail;
+   }
+   if ((rc = read_meta(&meta, &ids, top[2], label))) goto fail;
+   if ((rc = take_keys(arrays, top[3], names, 5, 0, "\"arrays\"", label))) goto fail;
+   for (int k = 0; k < 5; k++) {
+      if (!arrays[k]) {
+         rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': array \"%s\" is missing", label, names[k]);
+         goto fail;
+      }
+      if ((rc = read_array(&arr[k], arrays[k], names[k], k < 2 ? 2 : 1, k < 2, label))) goto fail;
+   }
+   if (arr[0].shape[1] != meta.seq_len || arr[1].shape[0] != arr[0].shape[0] ||
+       arr[1].shape[1] != arr[0].shape[1] || arr[1].dtype != arr[0].dtype) {
+      rc = HRM_FAIL(HRM_ERR_SHAPE, "'%s': inputs (%lld, %lld) and labels (%lld, %lld) must agree "
+                    "with each other, in dtype, and with seq_len %d", label,
+                    (long long)arr[0].shape[0], (long long)arr[0].shape[1],
+                    (long long)arr[1].shape[0], (long long)arr[1].shape[1], meta.seq_len);
+      goto fail;
+   }
+   if (arr[3].shape[0] != arr[2].shape[0] + 1 || arr[4].shape[0] < 1) {
+      rc = HRM_FAIL(HRM_ERR_SHAPE, "'%s': puzzle_indices has %lld entries for %lld puzzles and "
+                    "group_indices %lld (each needs one more than its count)", label,
+                    (long long)arr[3].shape[0], (long long)arr[2].shape[0],
+                    (long long)arr[4].shape[0]);
+      goto fail;
+   }
+   const void *ptr[5];
+   int32_t token = meta.vocab_size <= 256 ? HRM_DTYPE_U8 : HRM_DTYPE_I32;
+   for (int k = 0; k < 5; k++)
+      if ((rc = array_bytes(&ptr[k], &owned[k], &arr[k], k < 2 ? token : HRM_DTYPE_I32,
+                            names[k], label)))
+         goto fail;
+   hrm_dataset_arrays a = {
+      .inputs = ptr[0], .labels = ptr[1], .puzzle_identifiers = ptr[2], .puzzle_indices = ptr[3],
+      .group_indices = ptr[4], .n = arr[0].shape[0], .n_puzzles = arr[2].shape[0],
+      .n_groups = arr[4].shape[0] - 1, .token_dtype = token};
+   /* The object tree points into the mapping: keep it alive until the identifiers are copied. */
+   hrm_file_data keep = *file;
+   memset(file, 0, sizeof *file);
+   rc = hrm_dataset_wrap(out, &meta, &a, owned, &keep, 1, label);
+   if (rc == HRM_OK && ids) {
+      for (uint32_t i = 0; i < ids->via.array.size && rc == HRM_OK; i++) {
+         const msgpack_object *e = &ids->via.array.ptr[i];
+         if (e->type != MSGPACK_OBJECT_STR) continue;
+         char *s = malloc(e->via.str.size + 1);
+         if (!s) {
+            rc = HRM_FAIL(HRM_ERR_MEMORY, "'%s': out of memory for identifiers", label);
+            break;
+         }
+         memcpy(s, e->via.str.ptr, e->via.str.size);
+         s[e->via.str.size] = '\0';
+         rc = hrm_dataset_set_identifier(*out, (int32_t)i, s);
+         free(s);
+      }
+      if (rc != HRM_OK) {
+         hrm_dataset_free(*out);
+         *out = NULL;
+      }
+   }
+   msgpack_unpacked_destroy(&res);
+   return rc;
+fail:
+   for (int k = 0; k < 5; k++) free(owned[k]);
+   msgpack_unpacked_destroy(&res);
+   hrm_file_release(file);
+   return rc;
+}
+
+/* Internal (dataset.c): read an .hrmd file, memory-mapped. */
+int hrm_dataset_read_hrmd(hrm_dataset **out, const char *path) {
+   *out = NULL;
+   hrm_file_data f;
+   HRM_TRY(hrm_file_load(&f, path, 0, HRM_FILE_MMAP));
+   return parse_hrmd(out, &f, path);
+}
+
+/* Internal (tests, fuzzing): parse an .hrmd image held in memory (copied). */
+int hrm_dataset_open_hrmd_memory(hrm_dataset **out, const void *data, size_t size,
+                                 const char *label) {
+   HRM_CHECK(out, HRM_ERR_ARG, "hrmd: out is NULL");
+   *out = NULL;
+   hrm_file_data f;
+   HRM_TRY(hrm_file_from_memory(&f, data, size));
+   return parse_hrmd(out, &f, label ? label : "memory");
+}

@@ -1,0 +1,437 @@
+-- hrm.checkpoint — save and restore a whole training state in one .hrm file (C: core/checkpoint.c).
+--
+-- save(path, {model, optim, carry (or a list of carries), data = sampler, step, extra}) -> true
+-- load(path [, {data = sampler, device = "cpu"}]) -> the same table rebuilt, or nil, err
+-- A resumed run continues bit for bit: the file holds every model tensor (parameters and buffers,
+-- the puzzle table included), the optimizer's moments and step count, each carry's state, the
+-- model's exploration RNG, the global RNG (hrm.rng), the sampler's state, the step and the
+-- caller's `extra` table (JSON values). Tensors are read straight into the new objects' memory,
+-- so a 2 GB puzzle table is never held twice. Save between steps (after opt:step), when no
+-- gradient is pending: gradients are not stored. Also installs model:save(path) and
+-- hrm.Model.load(path) (weights and config only) on hrm.Model.
+local ffi = require "ffi"
+local C = require "hrm.ffi"
+local Model = require "hrm.Model"
+local optim = require "hrm.optim"
+local rng = require "hrm.rng"
+local json = require "hrm.json"
+
+local M = {}
+
+M.META_VERSION = 1  -- version of the meta layout below (the file format has its own)
+local CARRY_FIELDS = { "z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_ids" }
+M.carry_fields = CARRY_FIELDS
+local OPTIM_TENSORS = { "m", "v", "t" }
+
+local function c_error() return ffi.string(C.hrm_last_error()) end
+
+-- Runtime failures inside load are raised as tables and turned into nil, err at the top.
+local Failure = {}
+local function fail(fmt, ...) error(setmetatable({ msg = string.format(fmt, ...) }, Failure), 0) end
+
+-- ---- exact 64-bit integers in JSON (as decimal strings) ------------------------------------------
+
+local U64_MAX = 0xffffffffffffffffULL
+
+local function u64_text(v)
+   return (tostring(ffi.cast("uint64_t", v)):gsub("ULL$", ""))
+end
+
+local function u64_parse(s, what)
+   if type(s) == "number" and s >= 0 and s == math.floor(s) and s < 2 ^ 53 then
+      return ffi.cast("uint64_t", s)
+   end
+   if type(s) ~= "string" or not s:match("^%d+$") or #s > 20 then
+      fail("%s is %s, expected a 64-bit unsigned integer as a decimal string", what, tostring(s))
+   end
+   local v = 0ULL
+   for i = 1, #s do
+      local d = s:byte(i) - 48
+      if v > (U64_MAX - d) / 10 then fail("%s (%s) does not fit in 64 bits", what, s) end
+      v = v * 10 + d
+   end
+   return v
+end
+
+local function i64_parse(s, what)
+   if type(s) ~= "string" then fail("%s is not a decimal string", what) end
+   local neg, digits = s:match("^(%-?)(%d+)$")
+   if not digits then fail("%s (%s) is not a decimal integer", what, s) end
+   local u = u64_parse(digits, what)
+   if u > (neg == "-" and 0x8000000000000000ULL or 0x7fffffffffffffffULL) then
+      fail("%s (%s) does not fit in 64 bits", what, s)
+   end
+   return neg == "-" and -ffi.cast("int64_t", u) or ffi.cast("int64_t", u)
+end
+
+local function rng_get(r) return { seed = u64_text(r.seed), counter = u64_text(r.counter) } end
+
+local function rng_set(r, s, what)
+   if type(s) ~= "table" then fail("%s is missing from the checkpoint's meta", what) end
+   local seed, counter = u64_parse(s.seed, what .. ".seed"), u64_parse(s.counter, what .. ".counter")
+   r.seed, r.counter = seed, counter
+end
+
+-- ---- plain values <-> JSON values (sampler states may hold 64-bit cdata) ------------------------
+
+local array_mt, object_mt = getmetatable(json.array()), getmetatable(json.object())
+
+local function to_json(v, path, depth)
+   local tv = type(v)
+   if tv == "cdata" then
+      if ffi.istype("uint64_t", v) then return { ["$u64"] = u64_text(v) } end
+      if ffi.istype("int64_t", v) then return { ["$i64"] = (tostring(v):gsub("LL$", "")) } end
+      if ffi.istype("hrm_sampler_state", v) then
+         return { ["$sampler_state"] = { seed = u64_text(v.seed), epoch = tostring(v.epoch):gsub("LL$", ""),
+                                         index = tostring(v.index):gsub("LL$", ""),
+                                         draws = u64_text(v.draws) } }
+      end
+      local n = tonumber(v)
+      if n ~= nil then return n end
+      error(string.format("cannot store the cdata value %s at %s", tostring(v), path), 0)
+   elseif tv == "table" then
+      if depth > 100 then error("tables nested deeper than 100 at " .. path, 0) end
+      local t = {}
+      for k, x in pairs(v) do t[k] = to_json(x, path .. "." .. tostring(k), depth + 1) end
+      local mt = getmetatable(v)
+      return setmetatable(t, (mt == array_mt or mt == object_mt) and mt or nil)
+   end
+   return v
+end
+
+local function from_json(v, path)
+   if type(v) ~= "table" or v == json.null then return v end
+   local k1, x1 = next(v)
+   if k1 ~= nil and next(v, k1) == nil and type(k1) == "string" and k1:sub(1, 1) == "$" then
+      if k1 == "$u64" then return u64_parse(x1, path) end
+      if k1 == "$i64" then return i64_parse(x1, path) end
+      if k1 == "$sampler_state" and type(x1) == "table" then
+         local s = ffi.new("hrm_sampler_state")
+         s.seed, s.draws = u64_parse(x1.seed, path .. ".seed"), u64_parse(x1.draws, path .. ".draws")
+         s.epoch, s.index = i64_parse(x1.epoch, path .. ".epoch"), i64_parse(x1.index, path .. ".index")
+         return s
+      end
+   end
+   local t = {}
+   for k, x in pairs(v) do t[k] = from_json(x, path .. "." .. tostring(k)) end
+   return t
+end
+
+-- ---- writing -------------------------------------------------------------------------------------
+
+local function is_model(m) return getmetatable(m) == Model and rawget(m, "_h") ~= nil end
+
+local function write(path, meta, names, tensors)
+   local ok, text = pcall(json.encode, meta)
+   if not ok then error("checkpoint.save: cannot store the state as JSON: " .. tostring(text), 3) end
+   local n = #names
+   local cnames = ffi.new("const char *[?]", math.max(n, 1))
+   local ctensors = ffi.new("const hrm_tensor *[?]", math.max(n, 1))
+   for i = 1, n do
+      cnames[i - 1] = names[i]
+      ctensors[i - 1] = tensors[i]:cdata()
+   end
+   local rc = C.hrm_checkpoint_write(path, text, n, cnames, ctensors)
+   local _ = #tensors + #names -- the strings and tensors stay referenced through the call
+   if rc ~= 0 then return nil, c_error() end
+   return true
+end
+
+local function model_part(model, names, tensors)
+   for _, name in ipairs(model:tensor_names()) do
+      names[#names + 1] = name
+      tensors[#tensors + 1] = (model:tensor(name))
+   end
+   return { config = model:config(), device = model.device }
+end
+
+-- save(path, {model = m, optim = o, carry = c | {c1, c2, ...}, data = sampler, step = n, extra = t})
+function M.save(path, state)
+   if type(path) ~= "string" or path == "" then
+      error("checkpoint.save: bad argument #1 (path): expected a file name, got " .. tostring(path), 2)
+   end
+   if type(state) ~= "table" then
+      error("checkpoint.save: bad argument #2 (state): expected a table {model = m, optim = o, ...}", 2)
+   end
+   local model = state.model
+   if not is_model(model) then error("checkpoint.save: state.model must be an hrm.Model", 2) end
+   local names, tensors = {}, {}
+   local meta = { hrm_checkpoint = M.META_VERSION, kind = "state",
+                  hrm_version = ffi.string(C.hrm_version()) }
+   meta.model = model_part(model, names, tensors)
+   meta.model.rng = rng_get(C.hrm_model_rng(model._h))
+   meta.rng = rng_get(rng.state())
+
+   local o = state.optim
+   if o ~= nil then
+      if getmetatable(o) ~= optim.Optim then error("checkpoint.save: state.optim must be an hrm.optim optimizer", 2) end
+      if o.model ~= model then error("checkpoint.save: state.optim belongs to another model", 2) end
+      meta.optim = { kind = o.kind, settings = o.settings, lr = o.lr, puzzle_emb_lr = o.puzzle_emb_lr }
+      for _, k in ipairs(OPTIM_TENSORS) do
+         names[#names + 1] = "optim." .. k
+         tensors[#tensors + 1] = o:tensor(k)
+      end
+   end
+
+   local carries = state.carry
+   if carries ~= nil then
+      meta.carry_list = getmetatable(carries) ~= Model.Carry
+      if not meta.carry_list then carries = { carries } end
+      if type(carries) ~= "table" then
+         error("checkpoint.save: state.carry must be a carry or a list of carries", 2)
+      end
+      meta.carries = json.array()
+      for k, c in ipairs(carries) do
+         if getmetatable(c) ~= Model.Carry or c.model ~= model then
+            error(string.format("checkpoint.save: carry %d is not a carry of state.model", k), 2)
+         end
+         meta.carries[k] = { B = c.B }
+         for _, f in ipairs(CARRY_FIELDS) do
+            names[#names + 1] = string.format("carry.%d.%s", k, f)
+            tensors[#tensors + 1] = c:tensor(f)
+         end
+      end
+   end
+
+   if state.data ~= nil then
+      local s = state.data
+      if (type(s) ~= "table" and type(s) ~= "userdata" and type(s) ~= "cdata") or type(s.state) ~= "function" then
+         error("checkpoint.save: state.data must be a sampler with a :state() method", 2)
+      end
+      local ok, v = pcall(to_json, s:state(), "data", 0)
+      if not ok then error("checkpoint.save: the sampler's state: " .. tostring(v), 2) end
+      meta.data_state = v
+   end
+   if state.step ~= nil then
+      if type(state.step) ~= "number" then error("checkpoint.save: state.step must be a number", 2) end
+      meta.step = state.step
+   end
+   if state.extra ~= nil then
+      local ok, v = pcall(to_json, state.extra, "extra", 0)
+      if not ok then error("checkpoint.save: state.extra: " .. tostring(v), 2) end
+      meta.extra = v
+   end
+   return write(path, meta, names, tensors)
+end
+
+-- ---- reading -------------------------------------------------------------------------------------
+
+local function open(path)
+   local out = ffi.new("hrm_checkpoint *[1]")
+   if C.hrm_checkpoint_open(out, path) ~= 0 then return nil, c_error() end
+   return ffi.gc(out[0], C.hrm_checkpoint_free)
+end
+
+local function close(f) C.hrm_checkpoint_free(ffi.gc(f, nil)) end
+
+local function read_into(f, t, name)
+   if C.hrm_checkpoint_read_into(t:cdata(), f, name) ~= 0 then fail("%s", c_error()) end
+end
+
+local function read_meta(f, path)
+   local meta, err = json.decode(ffi.string(C.hrm_checkpoint_meta(f)))
+   if meta == nil then fail("'%s': its meta is not readable: %s", path, err) end
+   if type(meta) ~= "table" or meta.hrm_checkpoint == nil then
+      fail("'%s' is an .hrm file without hrm.checkpoint's meta (no 'hrm_checkpoint' field)", path)
+   end
+   if meta.hrm_checkpoint ~= M.META_VERSION then
+      fail("'%s' has checkpoint meta version %s; this hrm reads %d\n---> HINT: %s", path,
+           tostring(meta.hrm_checkpoint), M.META_VERSION,
+           type(meta.hrm_checkpoint) == "number" and meta.hrm_checkpoint > M.META_VERSION
+              and "a newer hrm wrote it" or "the file is corrupt")
+   end
+   if type(meta.model) ~= "table" or type(meta.model.config) ~= "table" then
+      fail("'%s': its meta has no model config", path)
+   end
+   return meta
+end
+
+-- A new model from the stored config with every tensor read in place; the file's names must be
+-- exactly the model's plus optim.* and carry.* entries.
+local function build_model(f, meta, path, opts)
+   local cfg = from_json(meta.model.config, "model.config")
+   local ok, model = pcall(Model, cfg, { device = opts.device or meta.model.device })
+   if not ok then fail("'%s': cannot build the stored model: %s", path, tostring(model)) end
+   local h = model._h
+   local unknown, missing = {}, {}
+   local present = {}
+   for i = 0, C.hrm_checkpoint_count(f) - 1 do
+      local name = ffi.string(C.hrm_checkpoint_name(f, i))
+      present[name] = true
+      if not name:match("^optim%.") and not name:match("^carry%.") and C.hrm_model_find_tensor(h, name) < 0 then
+         unknown[#unknown + 1] = name
+      end
+   end
+   local names = model:tensor_names()
+   for _, name in ipairs(names) do
+      if not present[name] then missing[#missing + 1] = name end
+   end
+   if #unknown > 0 or #missing > 0 then
+      local function list(t) return table.concat(t, ", ", 1, math.min(#t, 5)) .. (#t > 5 and ", ..." or "") end
+      fail("'%s' does not match the model of its own config (%d missing: %s; %d not in the model: %s)",
+           path, #missing, list(missing), #unknown, list(unknown))
+   end
+   for _, name in ipairs(names) do read_into(f, (model:tensor(name)), name) end
+   return model
+end
+
+local function load_state(f, path, opts)
+   local meta = read_meta(f, path)
+   local state = { meta = meta }
+   local model = build_model(f, meta, path, opts)
+   state.model = model
+   if meta.model.rng ~= nil then rng_set(C.hrm_model_rng(model._h), meta.model.rng, "model.rng") end
+
+   local mo = meta.optim
+   if mo ~= nil then
+      local make = type(mo) == "table" and optim[mo.kind]
+      if type(make) ~= "function" or type(mo.settings) ~= "table" then
+         fail("'%s': unknown optimizer '%s'", path, tostring(type(mo) == "table" and mo.kind))
+      end
+      local ok, o = pcall(make, model, from_json(mo.settings, "optim.settings"))
+      if not ok then fail("'%s': cannot rebuild the optimizer: %s", path, tostring(o)) end
+      if type(mo.lr) == "number" then o.lr = mo.lr end
+      if type(mo.puzzle_emb_lr) == "number" then o.puzzle_emb_lr = mo.puzzle_emb_lr end
+      for _, k in ipairs(OPTIM_TENSORS) do read_into(f, o:tensor(k), "optim." .. k) end
+      state.optim = o
+   end
+
+   if meta.carries ~= nil then
+      if type(meta.carries) ~= "table" then fail("'%s': meta.carries is not a list", path) end
+      local list = {}
+      for k, c in ipairs(meta.carries) do
+         local B = type(c) == "table" and c.B
+         if type(B) ~= "number" or B < 1 or B ~= math.floor(B) then
+            fail("'%s': carry %d has no valid batch size", path, k)
+         end
+         local carry = model:carry(B)
+         for _, field in ipairs(CARRY_FIELDS) do
+            read_into(f, carry:tensor(field), string.format("carry.%d.%s", k, field))
+         end
+         list[k] = carry
+      end
+      if meta.carry_list then state.carry = list else state.carry = list[1] end
+   end
+
+   if meta.rng ~= nil and opts.rng ~= false then rng_set(rng.state(), meta.rng, "rng") end
+   if opts.data ~= nil and meta.data_state == nil then
+      fail("'%s' holds no sampler state to restore into opts.data (it was saved without state.data)", path)
+   end
+   if meta.data_state ~= nil then
+      state.data_state = from_json(meta.data_state, "data_state")
+      if opts.data ~= nil then
+         local ok, err = pcall(opts.data.set_state, opts.data, state.data_state)
+         if not ok then fail("'%s': the sampler refused the stored state: %s", path, tostring(err)) end
+         state.data = opts.data
+      end
+   end
+   state.step = meta.step
+   if meta.extra ~= nil then state.extra = from_json(meta.extra, "extra") end
+   return state
+end
+
+local function guarded(fn, f, ...)
+   local ok, res = pcall(fn, f, ...)
+   close(f)
+   if ok then return res end
+   if getmetatable(res) == Failure then return nil, res.msg end
+   error(res, 0)
+end
+
+-- load(path [, {data = sampler, device = "cpu"|"cuda", rng = false}]) -> state | nil, err
+-- state = {model, optim, carry, data, data_state, step, extra, meta}. The global RNG is restored
+-- unless opts.rng == false; the sampler (if given) gets the stored state via :set_state().
+function M.load(path, opts)
+   if type(path) ~= "string" or path == "" then
+      error("checkpoint.load: bad argument #1 (path): expected a file name, got " .. tostring(path), 2)
+   end
+   opts = opts or {}
+   if type(opts) ~= "table" then error("checkpoint.load: bad argument #2 (opts): expected a table", 2) end
+   if opts.data ~= nil and type(opts.data.set_state) ~= "function" then
+      error("checkpoint.load: opts.data must be a sampler with a :set_state() method", 2)
+   end
+   local f, err = open(path)
+   if not f then return nil, err end
+   return guarded(load_state, f, path, opts)
+end
+
+-- The checkpoint's meta table without reading any tensor (inspection, tools).
+function M.info(path)
+   if type(path) ~= "string" then error("checkpoint.info: bad argument #1 (path): expected a string", 2) end
+   local f, err = open(path)
+   if not f then return nil, err end
+   return guarded(function(file)
+      local meta = read_meta(file, path)
+      meta.tensors = {}
+      for i = 0, C.hrm_checkpoint_count(file) - 1 do
+         meta.tensors[#meta.tensors + 1] = ffi.string(C.hrm_checkpoint_name(file, i))
+      end
+      return meta
+   end, f)
+end
+
+-- ---- weights and config only: model:save(path), hrm.Model.load(path) --------------------------------
+
+-- model:save(path) -> true | nil, err
+function M.save_model(model, path)
+   if not is_model(model) then error("save: bad argument #1 (model): expected an hrm.Model", 2) end
+   if type(path) ~= "string" or path == "" then
+      error("save: bad argument #2 (path): expected a file name, got " .. tostring(path), 2)
+   end
+   local names, tensors = {}, {}
+   local meta = { hrm_checkpoint = M.META_VERSION, kind = "model",
+                  hrm_version = ffi.string(C.hrm_version()) }
+   meta.model = model_part(model, names, tensors)
+   return write(path, meta, names, tensors)
+end
+
+-- checkpoint.load_weights(model, path) -> true | nil, err: the model tensors of a model file or a
+-- training checkpoint, read into an existing model of the same shapes. Every tensor is checked
+-- before the first is copied, so a mismatch leaves the model as it was.
+function M.load_weights(model, path)
+   if not is_model(model) then error("load_weights: bad argument #1 (model): expected an hrm.Model", 2) end
+   if type(path) ~= "string" or path == "" then
+      error("load_weights: bad argument #2 (path): expected a file name, got " .. tostring(path), 2)
+   end
+   local f, err = open(path)
+   if not f then return nil, err end
+   return guarded(function(file)
+      local names = model:tensor_names()
+      local dtype, ndim, shape = ffi.new("int32_t[1]"), ffi.new("int32_t[1]"), ffi.new("int64_t[4]")
+      local views = {}
+      for i, name in ipairs(names) do
+         if C.hrm_checkpoint_info(dtype, ndim, shape, file, name) ~= 0 then fail("%s", c_error()) end
+         local v = model:tensor(name)
+         local want = v:size()
+         local same = ndim[0] == #want and dtype[0] == v:cdata().dtype
+         for d = 1, #want do same = same and shape[d - 1] == want[d] end
+         if not same then
+            local got = {}
+            for d = 1, ndim[0] do got[d] = tostring(shape[d - 1]):gsub("LL$", "") end
+            fail("'%s': tensor '%s' is %s [%s] in the file but %s [%s] in the model\n---> HINT: the model's " ..
+                 "config must match the file's (hrm.Model.load(path) builds the right model)", path, name,
+                 ffi.string(C.hrm_dtype_name(dtype[0])), table.concat(got, ", "), v:dtype(), table.concat(want, ", "))
+         end
+         views[i] = v
+      end
+      for i, name in ipairs(names) do read_into(file, views[i], name) end
+      return true
+   end, f)
+end
+
+-- hrm.Model.load(path [, {device = ...}]) -> model | nil, err. Reads a model file or the model of
+-- a full training checkpoint.
+function M.load_model(path, opts)
+   if type(path) ~= "string" or path == "" then
+      error("Model.load: bad argument #1 (path): expected a file name, got " .. tostring(path), 2)
+   end
+   opts = opts or {}
+   local f, err = open(path)
+   if not f then return nil, err end
+   return guarded(function(file)
+      return build_model(file, read_meta(file, path), path, opts)
+   end, f)
+end
+
+
+return M

@@ -1,0 +1,422 @@
+-- scripts/train.lua — train an HRM on a task from the command line: `hrm scripts/train.lua --help`.
+--
+-- Builds the task's data (generated puzzles, a CSV, ARC JSON, a reference dataset directory or an
+-- .hrmd file), the model (a preset or a Lua config file, with vocab/seq_len/puzzle ids from the
+-- data), AdamATan2 and the reference's warmup-cosine schedule, then runs hrm.train into a run
+-- directory (config.json, metrics.jsonl, last.hrm, best.hrm). User errors (bad option, task,
+-- number or file) print one line and exit with status 1; Ctrl-C saves and exits with 130.
+local hrm = require "hrm"
+local train = require "hrm.train"
+
+local PROG = "train.lua"
+
+local HELP = [[
+usage: hrm scripts/train.lua [options]
+
+Train a Hierarchical Reasoning Model. The run directory receives config.json, metrics.jsonl
+(one JSON object per log/eval line), last.hrm and best.hrm; plot it with scripts/plot.lua.
+
+task and model
+  --task NAME|FILE        sudoku (default), maze, arc, or the path of an adapter .lua file
+  --size N                board size variant (sudoku 4/6/9/16, maze n) through task.new{size=N}
+  --config NAME|FILE      model preset tiny (default), small, hrm_v1, or a Lua file returning
+                          config overrides (hrm_v1 field names)
+  --set KEY=VALUE         override one config field, e.g. --set halt_max_steps=8 (repeatable)
+  --device cpu|cuda       where the model runs (default cpu)
+  --threads N             CPU threads
+
+training data (one of)
+  --generate N            N generated puzzles (sudoku, maze, or an adapter with generate)
+    --blanks A-B          sudoku: blank cells per puzzle (e.g. 20-40)
+    --min-path N          maze: shortest path length of at least N moves
+    --gen KEY=VALUE       any other generator option (repeatable; A-B gives {A, B})
+  --csv FILE              puzzles from a CSV file (sudoku, maze)
+  --arc PATH              ARC: a challenges JSON file, a single-task JSON, or a directory with
+                          arc-agi_*_challenges.json (subsets from --arc-subsets) or task files
+  --arc-subsets LIST      ARC subsets in a directory (default training,evaluation,concept)
+  --data DIR              a reference dataset directory (DIR/train, DIR/test with dataset.json)
+  --hrmd FILE             an .hrmd dataset file
+  --aug N                 augmented copies per puzzle (sudoku: N, maze: N > 0 = the 8 dihedral
+                          variants, arc: N colour/dihedral variants, default 8)
+  --limit N               read at most N puzzles (CSV rows, ARC tasks per file)
+
+evaluation
+  --eval-csv FILE         held-out puzzles from a CSV file
+  --eval-generate N       N held-out generated puzzles (default with --generate: N/10, 32..256)
+  --eval-hrmd FILE        held-out .hrmd dataset
+  --no-eval               no evaluation
+  --eval-every N          evaluate (and checkpoint) every N steps (default: steps/10)
+  --eval-batch N          evaluation batch size (default: --batch)
+  --best METRIC           metric choosing best.hrm (default exact_accuracy; SET/METRIC allowed)
+
+optimisation
+  --steps N | --epochs N  length of the run (default 1000 steps)
+  --batch N               rows per micro-batch (default 32)
+  --accumulate K          micro-batches per optimizer step, each with its own carry (default 1)
+  --lr X                  learning rate (default 1e-4)
+  --puzzle-emb-lr X       puzzle embedding learning rate (default 1e-2)
+  --weight-decay X        AdamATan2 weight decay (default 0.1)
+  --puzzle-emb-weight-decay X   (default 0.1)
+  --beta1 X, --beta2 X    (default 0.9, 0.95)
+  --warmup N              linear warmup steps (default min(2000, steps/10))
+  --min-ratio R           cosine floor as a fraction of the rate (default 1: constant)
+  --ema D                 keep an EMA of the weights with decay D (e.g. 0.999), used for evals
+  --curriculum FILE       a Lua file returning function(step, metrics, ctx) (see
+                          scripts/curricula/sudoku_blanks.lua)
+  --seed N                data and model seed (default 0)
+
+run
+  --run DIR               run directory (default runs/<task>-<date>-<time>)
+  --resume PATH           continue a run from its last.hrm (or a run directory) exactly
+  --log-every N           log line interval (default 10)
+  --plain                 plain log lines even on a terminal
+  --quiet                 no output but errors
+  --help                  this text
+
+exit status: 0 done, 1 error, 130 interrupted (Ctrl-C; the last complete step is saved)
+]]
+
+local function die(msg)
+   io.stderr:write(PROG, ": ", msg, "\n")
+   os.exit(1)
+end
+
+-- ---- arguments ----------------------------------------------------------------------------------
+
+local KINDS = {
+   task = "str", size = "int", config = "str", set = "list", device = "str", threads = "int",
+   generate = "int", blanks = "range", ["min-path"] = "int", gen = "list", csv = "str", arc = "str",
+   ["arc-subsets"] = "str", data = "str", hrmd = "str", aug = "int0", limit = "int",
+   ["eval-csv"] = "str", ["eval-generate"] = "int", ["eval-hrmd"] = "str", ["no-eval"] = "flag",
+   ["eval-every"] = "int", ["eval-batch"] = "int", best = "str",
+   steps = "int", epochs = "num", batch = "int", accumulate = "int", lr = "num",
+   ["puzzle-emb-lr"] = "num", ["weight-decay"] = "num", ["puzzle-emb-weight-decay"] = "num",
+   beta1 = "num", beta2 = "num", warmup = "int0", ["min-ratio"] = "num", ema = "num",
+   curriculum = "str", seed = "int0", run = "str", resume = "str", ["log-every"] = "int",
+   plain = "flag", quiet = "flag", help = "flag",
+}
+
+local function convert(name, kind, v)
+   if kind == "str" or kind == "list" then return v end
+   if kind == "range" then
+      local a, b = v:match("^(%d+)%-(%d+)$")
+      if a then
+         a, b = tonumber(a), tonumber(b)
+         if a > b then die(string.format("--%s expects A-B with A <= B, got '%s'", name, v)) end
+         return { a, b }
+      end
+      if v:match("^%d+$") then return tonumber(v) end
+      die(string.format("--%s expects a number or a range A-B, got '%s'", name, v))
+   end
+   local n = tonumber(v)
+   if kind == "num" then
+      if not n or n ~= n or n < 0 or n == math.huge then die(string.format("--%s expects a number >= 0, got '%s'", name, v)) end
+      return n
+   end
+   local lo = kind == "int0" and 0 or 1
+   if not n or n ~= math.floor(n) or n < lo or n > 2^53 then
+      die(string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v))
+   end
+   return n
+end
+
+local function parse(argv)
+   local a = { set = {}, gen = {} }
+   local i = 1
+   while i <= #argv do
+      local s = argv[i]
+      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
+      if not name then name = s:match("^%-%-([%w%-]+)$") end
+      if not name then
+         if s == "-h" then name = "help" else die("unexpected argument '" .. s .. "' (see --help)") end
+      end
+      local kind = KINDS[name]
+      if not kind then die("unknown option --" .. name .. " (see --help)") end
+      if kind == "flag" then
+         if value then die("--" .. name .. " takes no value") end
+         a[name] = true
+      else
+         if value == nil then
+            i = i + 1
+            value = argv[i]
+            if value == nil then die("--" .. name .. " needs a value") end
+         end
+         local v = convert(name, kind, value)
+         if kind == "list" then a[name][#a[name] + 1] = v else a[name] = v end
+      end
+      i = i + 1
+   end
+   return a
+end
+
+-- "k=v" pairs -> table (numbers and ranges converted)
+local function pairs_table(list, what)
+   local t = {}
+   for _, s in ipairs(list) do
+      local k, v = s:match("^([%w_]+)=(.*)$")
+      if not k then die(string.format("--%s expects KEY=VALUE, got '%s'", what, s)) end
+      local a, b = v:match("^(%-?[%d.]+)%-(%-?[%d.]+)$")
+      if tonumber(v) then t[k] = tonumber(v)
+      elseif a and tonumber(a) and tonumber(b) then t[k] = { tonumber(a), tonumber(b) }
+      elseif v == "true" or v == "false" then t[k] = v == "true"
+      else t[k] = v end
+   end
+   return t
+end
+
+local function exists(p)
+   local f = io.open(p, "rb")
+   if f then f:close() return true end
+   return false
+end
+
+local function is_dir(p)
+   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
+   return r == 0 or r == true
+end
+
+local function need_file(p, what)
+   if not exists(p) then die(string.format("%s: no such file: %s", what, p)) end
+end
+
+-- ---- data ------------------------------------------------------------------------------------------
+
+local function arc_tasks(task, path, a)
+   local files = {}
+   if is_dir(path) then
+      local subsets = a["arc-subsets"] or "training,evaluation,concept"
+      for sub in subsets:gmatch("[^,%s]+") do
+         local f = string.format("%s/arc-agi_%s_challenges.json", path, sub)
+         if exists(f) then files[#files + 1] = f end
+      end
+      if #files == 0 then
+         local p = io.popen("ls -1 '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
+         for name in p:lines() do
+            if name:match("%.json$") and not name:match("_solutions%.json$") then files[#files + 1] = path .. "/" .. name end
+         end
+         p:close()
+      end
+      if #files == 0 then die("--arc: no ARC JSON files in " .. path) end
+   else
+      need_file(path, "--arc")
+      files[1] = path
+   end
+   local tasks = {}
+   for _, f in ipairs(files) do
+      local list, err = task.load(f, { limit = a.limit })
+      if not list then die(err) end
+      for _, t in ipairs(list) do tasks[#tasks + 1] = t end
+   end
+   return tasks, files
+end
+
+local function generate(task, n, seed, a)
+   if type(task.generate) ~= "function" then die("task '" .. task.name .. "' has no generator; use --csv or --data") end
+   local gopts = pairs_table(a.gen, "gen")
+   gopts.seed = seed
+   if a.blanks then gopts.blanks = a.blanks end
+   if a["min-path"] then gopts.min_path = a["min-path"] end
+   local ok, list, err = pcall(task.generate, n, gopts)
+   if not ok then die(tostring(list):gsub("^.-:%d+: ", "")) end
+   if not list then die(err) end
+   return list
+end
+
+local function arrays_of(task, dopts)
+   local ok, arrays, err = pcall(task.dataset, dopts)
+   if not ok then die(tostring(arrays):gsub("^.-:%d+: ", "")) end
+   if not arrays then die(err) end
+   return arrays
+end
+
+local function task_dataset(task, examples, a, is_train)
+   local d = { examples = examples, seed = a.seed }
+   if is_train and a.aug and a.aug > 0 then
+      if task.name:match("^maze") then d.aug = true else d.num_aug = a.aug end
+   end
+   return arrays_of(task, d)
+end
+
+local function load_dataset(path, split, what)
+   local ds, err = hrm.data.Dataset.load(path, split)
+   if not ds then die(what .. ": " .. tostring(err)) end
+   return ds
+end
+
+-- -> train source, eval sets (name -> source), meta {vocab_size, seq_len, num_puzzle_identifiers}, description
+local function build_data(task, a)
+   local sources = 0
+   for _, k in ipairs({ "generate", "csv", "arc", "data", "hrmd" }) do if a[k] then sources = sources + 1 end end
+   if sources > 1 then die("give one training data source (--generate, --csv, --arc, --data or --hrmd)") end
+   if sources == 0 then die("no training data: give --generate N, --csv FILE, --arc PATH, --data DIR or --hrmd FILE") end
+   local data, evals, desc = nil, {}, {}
+   if a.generate then
+      data = task_dataset(task, generate(task, a.generate, a.seed + 1, a), a, true)
+      desc.generate, desc.blanks, desc.min_path, desc.gen = a.generate, a.blanks, a["min-path"], pairs_table(a.gen, "gen")
+      if not (a["no-eval"] or a["eval-csv"] or a["eval-generate"] or a["eval-hrmd"]) then
+         a["eval-generate"] = math.max(32, math.min(256, math.floor(a.generate / 10)))
+      end
+   elseif a.csv then
+      need_file(a.csv, "--csv")
+      data = arrays_of(task, { path = a.csv, limit = a.limit, seed = a.seed,
+                               num_aug = (a.aug and a.aug > 0 and not task.name:match("^maze")) and a.aug or nil,
+                               aug = task.name:match("^maze") and a.aug and a.aug > 0 or nil })
+      desc.csv = a.csv
+   elseif a.arc then
+      if not task.name:match("^arc") then die("--arc needs --task arc") end
+      local tasks, files = arc_tasks(task, a.arc, a)
+      local ok, built = pcall(task.build, tasks, { num_aug = a.aug or 8, seed = a.seed })
+      if not ok then die(tostring(built)) end
+      data = arrays_of(task, { built = built, split = "train" })
+      if not a["no-eval"] and #built.test > 0 then evals.test = arrays_of(task, { built = built, split = "test" }) end
+      desc.arc, desc.arc_files, desc.aug, desc.limit = a.arc, files, a.aug or 8, a.limit
+   elseif a.data then
+      if not is_dir(a.data) then die("--data: no such directory: " .. a.data) end
+      data = load_dataset(a.data, exists(a.data .. "/train/dataset.json") and "train" or nil, "--data")
+      if not a["no-eval"] and exists(a.data .. "/test/dataset.json") then evals.test = load_dataset(a.data, "test", "--data") end
+      desc.data = a.data
+   elseif a.hrmd then
+      need_file(a.hrmd, "--hrmd")
+      data = load_dataset(a.hrmd, nil, "--hrmd")
+      desc.hrmd = a.hrmd
+   end
+   if not a["no-eval"] then
+      if a["eval-csv"] then
+         need_file(a["eval-csv"], "--eval-csv")
+         evals.eval = arrays_of(task, { path = a["eval-csv"] })
+         desc.eval_csv = a["eval-csv"]
+      elseif a["eval-generate"] then
+         evals.eval = task_dataset(task, generate(task, a["eval-generate"], a.seed + 100003, a), a, false)
+         desc.eval_generate = a["eval-generate"]
+      elseif a["eval-hrmd"] then
+         need_file(a["eval-hrmd"], "--eval-hrmd")
+         evals.eval = load_dataset(a["eval-hrmd"], nil, "--eval-hrmd")
+         desc.eval_hrmd = a["eval-hrmd"]
+      end
+   end
+   local meta
+   if type(data.meta) == "function" then meta = data:meta()
+   else meta = { vocab_size = data.vocab_size, seq_len = data.seq_len, num_puzzle_identifiers = data.num_puzzle_identifiers } end
+   return data, evals, meta, desc
+end
+
+-- ---- model ------------------------------------------------------------------------------------------
+
+local function model_config(a, meta)
+   local over = pairs_table(a.set, "set")
+   over.vocab_size, over.seq_len = meta.vocab_size, meta.seq_len
+   over.num_puzzle_identifiers = meta.num_puzzle_identifiers or 1
+   local name = a.config or "tiny"
+   local ok, cfg
+   if name == "tiny" or name == "small" or name == "hrm_v1" then
+      ok, cfg = pcall(hrm.config.preset, name, over)
+   else
+      need_file(name, "--config")
+      local chunk, err = loadfile(name)
+      if not chunk then die("--config: " .. tostring(err)) end
+      local lok, t = pcall(chunk)
+      if not lok then die("--config: " .. tostring(t)) end
+      if type(t) ~= "table" then die("--config: " .. name .. " must return a table of config fields") end
+      for k, v in pairs(over) do t[k] = v end
+      ok, cfg = pcall(hrm.config.hrm_v1, t)
+   end
+   if not ok then die((tostring(cfg):gsub("^.-:%d+: ", ""))) end
+   return cfg
+end
+
+-- ---- main ------------------------------------------------------------------------------------------------
+
+local function main(argv)
+   local a = parse(argv)
+   if a.help then io.stdout:write(HELP) os.exit(0) end
+   a.seed = a.seed or 0
+   if a.threads then hrm.set_threads(a.threads) end
+   if a.device then
+      local ok, err = pcall(hrm.set_default_device, a.device)
+      if not ok then die((tostring(err):gsub("^.-:%d+: ", ""))) end
+   end
+   if a.steps and a.epochs then die("give --steps or --epochs, not both") end
+   if a.ema and (a.ema <= 0 or a.ema >= 1) then die("--ema expects a decay in (0, 1), got " .. a.ema) end
+   if a["min-ratio"] and a["min-ratio"] > 1 then die("--min-ratio expects a number in [0, 1]") end
+   for _, b in ipairs({ "beta1", "beta2" }) do
+      if a[b] and a[b] >= 1 then die("--" .. b .. " expects a number in [0, 1)") end
+   end
+   local task_name = a.task or "sudoku"
+   local task, terr = train.task(task_name, { size = a.size })
+   if not task then die(terr) end
+   local curriculum
+   if a.curriculum then
+      need_file(a.curriculum, "--curriculum")
+      local chunk, err = loadfile(a.curriculum)
+      if not chunk then die("--curriculum: " .. tostring(err)) end
+      local ok, c = pcall(chunk)
+      if not ok then die("--curriculum: " .. tostring(c)) end
+      if type(c) == "table" then c = c.curriculum end
+      if type(c) ~= "function" then die("--curriculum: " .. a.curriculum .. " must return a function(step, metrics, ctx)") end
+      curriculum = c
+   end
+   if a.resume and not exists(a.resume) and not is_dir(a.resume) then die("--resume: no such file: " .. a.resume) end
+   local cfg_probe = a.config
+   if cfg_probe and not ({ tiny = 1, small = 1, hrm_v1 = 1 })[cfg_probe] then need_file(cfg_probe, "--config") end
+
+   local data, evals, meta, desc = build_data(task, a)
+   local cfg = model_config(a, meta)
+   local batch = a.batch or 32
+   local k = a.accumulate or 1
+   local steps = a.steps
+   if a.epochs then
+      local n
+      if type(data.meta) == "function" then
+         local m = data:meta()
+         n = m.total_groups * m.mean_puzzle_examples
+      else
+         n = data.total_groups * data.mean_puzzle_examples
+      end
+      steps = math.max(1, math.floor(a.epochs * n / (batch * k)))
+   end
+   steps = steps or 1000
+   local warmup = a.warmup or math.min(2000, math.floor(steps / 10))
+   local run_dir = a.run
+   if not run_dir and a.resume then
+      run_dir = is_dir(a.resume) and a.resume or (a.resume:match("^(.*)/[^/]*$") or ".")
+   end
+   run_dir = run_dir or string.format("runs/%s-%s", task.name, os.date("%Y%m%d-%H%M%S"))
+   local has_eval = next(evals) ~= nil
+
+   local model = hrm.Model(cfg, { seed = a.seed })
+   local opt = hrm.optim.AdamATan2(model, {
+      lr = a.lr or 1e-4, puzzle_emb_lr = a["puzzle-emb-lr"] or 1e-2, weight_decay = a["weight-decay"] or 0.1,
+      puzzle_emb_weight_decay = a["puzzle-emb-weight-decay"] or 0.1, betas = { a.beta1 or 0.9, a.beta2 or 0.95 },
+   })
+   if not a.quiet then
+      print(tostring(model))
+      print(string.format("task %s, %d steps of %d x %d rows, run directory %s", task.name, steps, batch, k, run_dir))
+   end
+   desc.task, desc.task_arg, desc.size, desc.seed = task.name, task_name, a.size, a.seed
+   desc.args = argv
+   local ok, res = pcall(hrm.train, {
+      model = model, optim = opt, data = data, eval = has_eval and evals or nil,
+      steps = steps, batch = batch, accumulate = k, eval_batch = a["eval-batch"],
+      eval_every = has_eval and (a["eval-every"] or math.max(1, math.floor(steps / 10))) or nil,
+      log_every = a["log-every"] or 10, best = a.best,
+      schedule = hrm.schedule.warmup_cosine{ warmup = warmup, total = steps, min_ratio = a["min-ratio"] or 1 },
+      curriculum = curriculum, ema = a.ema, seed = a.seed, run = run_dir, resume = a.resume,
+      progress = a.plain and "plain" or nil, quiet = a.quiet, meta = desc,
+      context = { task = task, args = a },
+   })
+   if not ok then
+      local msg = tostring(res)
+      if msg:match("^hrm%.train:") then die((msg:gsub("^hrm%.train: ", ""))) end
+      error(res, 0)
+   end
+   if not a.quiet then
+      local parts = { string.format("done: step %d in %s", res.step, require("hrm.progress").duration(res.time)) }
+      if res.best then parts[#parts + 1] = string.format("best %s/%s %.4f at step %d", res.best.set, res.best.metric,
+                                                         res.best.value, res.best.step) end
+      if res.checkpoint then parts[#parts + 1] = "checkpoint " .. res.checkpoint end
+      print(table.concat(parts, ", "))
+   end
+   if res.interrupted then os.exit(130) end
+end
+
+main({ ... })

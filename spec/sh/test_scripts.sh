@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# test_scripts.sh — the programs scripts/train.lua, eval.lua, solve.lua and plot.lua as a user
+# meets them: --help, user errors (bad task, missing file, bad number, unknown option) giving one
+# clear line on stderr, no traceback and status 1, and a tiny end-to-end run (4x4 Sudoku, a
+# model of hidden size 16, a few steps) that trains, evaluates, solves and plots.
+# Usage: spec/sh/test_scripts.sh path/to/hrm   (ctest passes the built binary)
+set -u
+HRM=$(readlink -f "${1:?usage: test_scripts.sh path/to/hrm}")
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+pass=0 fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect_out() { # name expected actual
+   if [ "$2" = "$3" ]; then ok; else bad "$1: expected [$2], got [$3]"; fi
+}
+expect_has() { # name needle haystack
+   case "$3" in *"$2"*) ok ;; *) bad "$1: [$2] not in [$3]" ;; esac
+}
+# user_error NAME NEEDLE command...: status 1, NEEDLE on stderr, one line (plus an optional
+# "---> HINT:" line), no traceback
+user_error() {
+   local name=$1 needle=$2; shift 2
+   local err rc
+   err=$("$@" 2>&1 >/dev/null); rc=$?
+   expect_out "$name: status" "1" "$rc"
+   expect_has "$name: message" "$needle" "$err"
+   case "$err" in *"stack traceback"*) bad "$name: traceback in [$err]" ;; *) ok ;; esac
+   expect_out "$name: one line" "1" "$(printf '%s\n' "$err" | grep -vc '^---> HINT:')"
+}
+
+T="$HRM scripts/train.lua"
+E="$HRM scripts/eval.lua"
+S="$HRM scripts/solve.lua"
+P="$HRM scripts/plot.lua"
+
+# ---- --help ----------------------------------------------------------------------------------------
+for s in train eval solve plot; do
+   out=$("$HRM" scripts/$s.lua --help); rc=$?
+   expect_out "$s --help status" "0" "$rc"
+   expect_has "$s --help usage" "usage: hrm scripts/$s.lua" "$out"
+done
+
+# ---- train.lua user errors ----------------------------------------------------------------------------
+user_error "train bad task" "unknown task 'chess'" $T --task chess --generate 10
+user_error "train missing csv" "no such file: $tmp/none.csv" $T --csv "$tmp/none.csv"
+user_error "train missing adapter" "cannot load the task adapter" $T --task "$tmp/none.lua" --generate 4
+user_error "train bad steps" "--steps expects a positive integer, got 'abc'" $T --steps abc
+user_error "train zero batch" "--batch expects a positive integer, got '0'" $T --batch 0
+user_error "train bad lr" "--lr expects a number >= 0, got 'fast'" $T --lr fast
+user_error "train bad blanks" "--blanks expects a number or a range A-B" $T --blanks 40-x
+user_error "train unknown option" "unknown option --nope" $T --nope
+user_error "train missing value" "--steps needs a value" $T --generate 4 --steps
+user_error "train no data" "no training data" $T --steps 3
+user_error "train bad preset" "--config: no such file: giant" $T --config giant --generate 4
+user_error "train bad set" "unknown field 'hidden'" $T --task sudoku --size 4 --generate 4 --set hidden=3
+user_error "train bad ema" "--ema expects a decay in (0, 1)" $T --generate 4 --ema 2
+user_error "train missing curriculum" "--curriculum: no such file" $T --generate 4 --curriculum "$tmp/c.lua"
+user_error "train missing resume" "--resume: no such file" $T --generate 4 --resume "$tmp/x.hrm"
+
+# ---- a tiny run ------------------------------------------------------------------------------------------
+run="$tmp/run"
+out=$($T --task sudoku --size 4 --generate 64 --blanks 6-8 --eval-generate 16 --steps 6 --batch 8 \
+      --eval-every 3 --log-every 2 --lr 1e-3 --set hidden_size=16 --set num_heads=2 --set expansion=2 \
+      --set halt_max_steps=2 --threads 1 --plain --seed 3 --run "$run" 2>&1); rc=$?
+expect_out "train run status" "0" "$rc"
+expect_has "train run done" "done: step 6" "$out"
+for f in config.json metrics.jsonl last.hrm best.hrm; do
+   [ -f "$run/$f" ] && ok || bad "train run: no $f"
+done
+expect_out "metrics lines" "5" "$(wc -l < "$run/metrics.jsonl" | tr -d ' ')"
+
+# ---- eval.lua ------------------------------------------------------------------------------------------------
+out=$($E "$run" --threads 1 2>&1); rc=$?
+expect_out "eval status" "0" "$rc"
+expect_has "eval exact" "exact accuracy" "$out"
+expect_has "eval histogram" "halting step" "$out"
+out=$($E "$run/last.hrm" --halt q --json --threads 1); rc=$?
+expect_out "eval json status" "0" "$rc"
+expect_has "eval json count" '"count":16' "$out"
+expect_has "eval json halt" '"halt":"q"' "$out"
+user_error "eval missing checkpoint" "no such file: $tmp/none.hrm" $E "$tmp/none.hrm"
+user_error "eval no checkpoint" "give a checkpoint" $E
+user_error "eval bad batch" "--batch expects a positive integer, got '-2'" $E "$run" --batch -2
+user_error "eval bad halt" "--halt expects max or q" $E "$run" --halt sometimes
+user_error "eval bad task" "unknown task 'chess'" $E "$run" --task chess
+user_error "eval task mismatch" "does not fit task maze" $E "$run" --task maze
+user_error "eval missing csv" "no such file" $E "$run" --csv "$tmp/none.csv"
+mkdir -p "$tmp/w"
+"$HRM" -e "local m = hrm.Model(hrm.config.tiny{vocab_size = 6, seq_len = 16, hidden_size = 16, num_heads = 2})
+           assert(m:save_safetensors('$tmp/w/model.safetensors'))"
+user_error "eval safetensors without config" "needs a model config" $E "$tmp/w/model.safetensors" --task sudoku --size 4
+user_error "eval missing config" "--config: no such file" $E "$tmp/w/model.safetensors" --config "$tmp/none.lua"
+out=$($E "$tmp/w/model.safetensors" --config tiny --set vocab_size=6 --set seq_len=16 --set hidden_size=16 \
+      --set num_heads=2 --task sudoku --size 4 --generate 8 --threads 1 2>&1); rc=$?
+expect_out "eval safetensors status" "0" "$rc"
+expect_has "eval safetensors count" "8 puzzles" "$out"
+
+# ---- solve.lua -------------------------------------------------------------------------------------------------
+out=$($S "$run" "1.3...1.4..2.3.." --no-color --threads 1 2>&1); rc=$?
+expect_out "solve status" "0" "$rc"
+expect_has "solve steps" "steps 2/2" "$out"
+expect_has "solve confidence" "Q-halt confidence" "$out"
+out=$(printf '1.3...1.4..2.3..\n.2..4..1..3..1.2\n' | $S "$run" --halt q --trace --no-color --threads 1); rc=$?
+expect_out "solve stdin status" "0" "$rc"
+expect_has "solve stdin second" "== puzzle 2 (stdin line 2)" "$out"
+expect_has "solve trace" "-- segment 1" "$out"
+user_error "solve bad puzzle" "argument 1: sudoku.encode" $S "$run" "12x"
+user_error "solve missing file" "--file: no such file" $S "$run" --file "$tmp/p.txt"
+user_error "solve bad max-steps" "--max-steps expects a positive integer, got 'many'" $S "$run" x --max-steps many
+user_error "solve missing checkpoint" "no such file" $S "$tmp/none" x
+
+# ---- plot.lua ----------------------------------------------------------------------------------------------------
+out=$($P "$run"); rc=$?
+expect_out "plot status" "0" "$rc"
+for f in loss accuracy steps lr halting; do
+   head -c 4 "$run/$f.svg" 2>/dev/null | grep -q '<svg' && ok || bad "plot: no $f.svg"
+done
+user_error "plot missing dir" "no metrics.jsonl in $tmp/none" $P "$tmp/none"
+user_error "plot no dir" "give a run directory" $P
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
