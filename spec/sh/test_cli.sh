@@ -34,6 +34,8 @@ expect_out "--seed" "true" "$("$HRM" --seed 7 -e 'local a = hrm.Tensor.rand(3); 
 expect_out "--threads" "1" "$("$HRM" --threads 1 -e 'print(hrm.get_threads())')"
 expect_out "library modules set no globals" "nil" "$("$HRM" -e 'print(rawget(_G, "Tensor"))')"
 
+expect_out "tasks resolve from anywhere" "table" "$(cd "$tmp" && "$HRM" -e 'print(type(require "tasks.sudoku"))')"
+
 out=$("$HRM" -v); expect_has "-v versions" "LuaJIT" "$out"; expect_has "-v blas" "BLAS:" "$out"
 expect_has "-h" "usage: hrm" "$("$HRM" -h)"
 
