@@ -116,8 +116,8 @@ do
       source = "synthetic (3 pairs of 5..20 x 5..20 + 1 test)"
    end
    local t0 = os.clock()
-   local train, built = arc.dataset{ tasks = tasks, num_aug = opts["num-aug"], seed = opts.seed }
-   local test = arc.dataset{ built = built, split = "test" }
+   local train, built = arc.dataset{ arrays = true, tasks = tasks, num_aug = opts["num-aug"], seed = opts.seed }
+   local test = arc.dataset{ arrays = true, built = built, split = "test" }
    local dt = os.clock() - t0
    local variants = built.num_puzzle_identifiers - 1
    print(string.format("arc: %d tasks (%s), num_aug %d: %d variants, %d train + %d test rows in %.2f s",

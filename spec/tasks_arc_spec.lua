@@ -285,7 +285,7 @@ end)
 describe("arc.dataset", function()
    it("lays the splits out in CSR arrays with one identifier per variant", function()
       local tasks = assert(arc.load(CHALLENGES, { split = "evaluation" }))
-      local train, built = arc.dataset{ tasks = tasks, num_aug = 3, seed = 1 }
+      local train, built = arc.dataset{ arrays = true, tasks = tasks, num_aug = 3, seed = 1 }
       assert.equal(2, train.n_groups)
       assert.equal(8, train.n_puzzles)
       assert.equal(4 * 2 + 4 * 1, train.n)
@@ -293,7 +293,7 @@ describe("arc.dataset", function()
       assert.equal(2, train.puzzle_indices[1])
       assert.equal(1, train.puzzle_identifiers[0])
       assert.equal(9, train.num_puzzle_identifiers)
-      local test = arc.dataset{ built = built, split = "test" }
+      local test = arc.dataset{ arrays = true, built = built, split = "test" }
       assert.equal(4 * 1 + 4 * 2, test.n)
       assert.equal(test.puzzle_identifiers[4], train.puzzle_identifiers[4])
       assert.equal("<blank>", test.identifiers[0])
@@ -306,7 +306,7 @@ describe("arc.evaluate", function()
    end
 
    it("scores perfect predictions from the test arrays as solved", function()
-      local test, built = arc.dataset{ tasks = task_list(), split = "test", num_aug = 5, seed = 2 }
+      local test, built = arc.dataset{ arrays = true, tasks = task_list(), split = "test", num_aug = 5, seed = 2 }
       local preds = {}
       for p = 0, test.n_puzzles - 1 do
          for e = test.puzzle_indices[p], test.puzzle_indices[p + 1] - 1 do

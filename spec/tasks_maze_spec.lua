@@ -222,13 +222,13 @@ end)
 
 describe("maze.dataset", function()
    it("builds CSR arrays, with 8 dihedral variants per group when aug is set", function()
-      local d = assert(m7.dataset{ path = FIXTURE, aug = true })
+      local d = assert(m7.dataset{ arrays = true, path = FIXTURE, aug = true })
       assert.equal(16, d.n)
       assert.equal(2, d.n_groups)
       assert.equal(8, d.group_indices[1])
       assert.equal(16, d.puzzle_indices[16])
       assert.equal(A1, m7.decode(d.labels))
-      local plain = m7.dataset{ examples = assert(m7.load(FIXTURE)) }
+      local plain = m7.dataset{ arrays = true, examples = assert(m7.load(FIXTURE)) }
       assert.equal(2, plain.n)
       assert.equal(1, plain.num_puzzle_identifiers)
    end)

@@ -87,9 +87,9 @@ describe("task adapter dataset", function()
          local d
          if name == "arc" then
             local task = { id = "t", split = "training", train = { example_for(name, A) }, test = {} }
-            d = A.dataset{ tasks = { task }, num_aug = 2, seed = 1 }
+            d = A.dataset{ arrays = true, tasks = { task }, num_aug = 2, seed = 1 }
          else
-            d = A.dataset{ examples = A.generate(3, { seed = 1 }) }
+            d = A.dataset{ arrays = true, examples = A.generate(3, { seed = 1 }) }
          end
          for _, f in ipairs(ARRAY_FIELDS) do assert.is_not_nil(d[f], f) end
          assert.equal(d.n, d.puzzle_indices[d.n_puzzles])

@@ -374,8 +374,14 @@ describe("sudoku.render", function()
 end)
 
 describe("sudoku.dataset", function()
+   it("builds an hrm.data.Dataset by default", function()
+      local ds = assert(sudoku.dataset{ examples = { EASY }, num_aug = 2, seed = 1 })
+      assert.equal(3, ds:size())
+      assert.equal(1, ds:groups())
+   end)
+
    it("builds CSR arrays with one group per puzzle", function()
-      local d = sudoku.dataset{ examples = { EASY, { puzzle = HARD[1][1], solution = HARD[1][2] } }, num_aug = 3, seed = 1 }
+      local d = sudoku.dataset{ arrays = true, examples = { EASY, { puzzle = HARD[1][1], solution = HARD[1][2] } }, num_aug = 3, seed = 1 }
       assert.equal(8, d.n)
       assert.equal(8, d.n_puzzles)
       assert.equal(2, d.n_groups)
@@ -392,7 +398,7 @@ describe("sudoku.dataset", function()
    end)
 
    it("loads from a path and reports load errors", function()
-      local d = assert(sudoku.dataset{ path = FIXTURE })
+      local d = assert(sudoku.dataset{ arrays = true, path = FIXTURE })
       assert.equal(4, d.n)
       local none, err = sudoku.dataset{ path = "spec/fixtures/nope.csv" }
       assert.is_nil(none)

@@ -493,7 +493,8 @@ local function new(opts)
    end
 
    -- dataset{ tasks = list | path = file (+ solutions) | built = A.build(...), split = "train"
-   --          | "test", build options... } -> arrays, built | nil, err
+   --          | "test", build options... } -> hrm.data.Dataset (arrays with arrays = true), built
+   --          | nil, err
    -- The arrays come from util.build_arrays (HRM_SPEC §5.1) and carry .identifiers;
    -- built.variants maps identifiers back to (task, aug) for evaluation.
    function A.dataset(dopts)
@@ -513,7 +514,7 @@ local function new(opts)
       end
       local arrays = util.build_arrays(A, built[split], {
          num_puzzle_identifiers = built.num_puzzle_identifiers, identifiers = built.identifiers })
-      return arrays, built
+      return util.finish_dataset(arrays, dopts), built
    end
 
    ------------------------------------------------------------------------------------------

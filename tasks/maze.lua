@@ -494,7 +494,7 @@ local function new(opts)
          end
          groups[i] = group
       end
-      return util.build_arrays(A, groups, { num_puzzle_identifiers = 1 })
+      return util.finish_dataset(util.build_arrays(A, groups, { num_puzzle_identifiers = 1 }), dopts)
    end
 
    return A

@@ -618,4 +618,12 @@ local function build_arrays(adapter, groups, meta)
 end
 M.build_arrays = build_arrays
 
+-- finish_dataset(arrays, dopts) -> the adapter's dataset{...} result: an hrm.data.Dataset
+-- built from the arrays (the engine is loaded only here, so adapters import without it), or
+-- the arrays themselves with dopts.arrays = true (for inspection and tests).
+function M.finish_dataset(arrays, dopts)
+   if dopts and dopts.arrays then return arrays end
+   return require("hrm.data").Dataset.new(arrays)
+end
+
 return M
