@@ -10,14 +10,14 @@ local hrm = require "hrm"
 local json = require "hrm.json"
 
 local root = package.hrm_home or "."
-local opts = { model = root .. "/weights/sudoku9.hrm", n = 64, seed = 2024, show = 3, halt = "q" }
+local opts = { model = root .. "/weights/sudoku4.hrm", n = 64, seed = 2024, show = 3, halt = "q" }
 
 local function usage(code)
    print([[usage: hrm scripts/demo.lua [options]
-  --model FILE    a model file (default weights/sudoku9.hrm, the bundled 9x9 model)
+  --model FILE    a model file (default weights/sudoku4.hrm, the bundled 4x4 model)
   --n N           puzzles to solve (default 64)
   --blanks A-B    blank cells per puzzle (default: the range recorded with the model)
-  --seed S        generator seed (default 2024; training never used seeds below 1e6)
+  --seed S        generator seed (default 2024, a seed the training data never used)
   --show K        puzzles to draw (default 3)
   --halt max|q    halting policy: every segment, or stop each puzzle when the Q head says so]])
    os.exit(code)
@@ -48,13 +48,13 @@ end
 
 local model, err = hrm.Model.load(opts.model)
 if not model then
-   io.stderr:write("demo: " .. tostring(err) .. "\n---> HINT: the bundled model is weights/sudoku9.hrm\n")
+   io.stderr:write("demo: " .. tostring(err) .. "\n---> HINT: the bundled model is weights/sudoku4.hrm\n")
    os.exit(1)
 end
 local card = json.read and json.read((opts.model:gsub("%.hrm$", ".json"))) or nil
 local cfg = model:config()
 local size = math.floor(math.sqrt(cfg.seq_len) + 0.5)
-local sudoku = require("tasks.sudoku").new{ size = size }
+local sudoku = require("tasks.sudoku").new{ size = size, color = require("hrm.progress").is_tty() }
 
 local lo, hi
 if opts.blanks then

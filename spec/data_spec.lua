@@ -85,7 +85,7 @@ describe("hrm.data.Dataset.new", function()
 
    it("builds from an adapter's arrays table in one call", function()
       local sudoku = require "tasks.sudoku"
-      local arrays = assert(sudoku.dataset{ path = "spec/fixtures/sudoku_small.csv", num_aug = 2,
+      local arrays = assert(sudoku.dataset{ arrays = true, path = "spec/fixtures/sudoku_small.csv", num_aug = 2,
                                             seed = 1 })
       local ds = Dataset.new(arrays)
       assert.equal(arrays.n, ds:size())
