@@ -81,8 +81,16 @@ const char *hrm_blas_info(void);           /* name and configuration of the GEMM
 int32_t hrm_cuda_available(void);          /* 1 when built with CUDA and a device is present */
 int hrm_set_threads(int32_t n);            /* OpenMP and BLAS threads; n >= 1 */
 int32_t hrm_get_threads(void);             /* current thread count */
+/* Precision of the CPU linear layers' GEMMs: HRM_DTYPE_F32 (default) or HRM_DTYPE_BF16, operands
+ * rounded to bf16 with fp32 accumulation as in the reference's bf16 forward (oneDNN builds; fast
+ * on CPUs with avx512_bf16 or AMX). Attention, norms, losses and the optimizer stay fp32.
+ * HRM_ERR_ARG where this build or CPU has no such GEMM. */
+int hrm_set_gemm_dtype(int32_t dtype);
+int32_t hrm_get_gemm_dtype(void);
 /* Benchmark: GFLOP/s of the GEMM library on C(M,N) = op(A)·op(B) (op = transpose when the flag
- * is set), the median of `iters` timed runs after a warm-up, on random data. <= 0 on failure. */
+ * is set), the median of `iters` timed runs after a warm-up, on random data. <= 0 on failure.
+ * It times the linear layers' GEMM path in the current precision (hrm_set_gemm_dtype), bf16
+ * rounding of both operands included. */
 double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t trans_b,
                        int32_t iters);
 /* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */

@@ -33,8 +33,6 @@ size_t hrm_sizeof(const char *type_name) {
 
 const char *hrm_blas_info(void) { return hrm_cpu_gemm_name(); }
 
-int32_t hrm_cuda_available(void) { return 0; }
-
 int hrm_set_threads(int32_t n) {
    HRM_CHECK(n >= 1 && n <= 4096, HRM_ERR_ARG, "set_threads: %d threads is out of range 1..4096", n);
    omp_set_num_threads(n);
@@ -43,6 +41,15 @@ int hrm_set_threads(int32_t n) {
 }
 
 int32_t hrm_get_threads(void) { return omp_get_max_threads(); }
+
+int hrm_set_gemm_dtype(int32_t dtype) {
+   HRM_CHECK(hrm_cpu_gemm_set_dtype(dtype) == 0, HRM_ERR_ARG,
+             "set_gemm_dtype: %s GEMMs are not available with %s on this CPU",
+             hrm_dtype_name(dtype) ? hrm_dtype_name(dtype) : "unknown-dtype", hrm_cpu_gemm_name());
+   return HRM_OK;
+}
+
+int32_t hrm_get_gemm_dtype(void) { return hrm_cpu_gemm_dtype(); }
 
 double hrm_wall_time(void) { return omp_get_wtime(); }
 
@@ -65,10 +72,10 @@ double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t
       for (int64_t i = 0; i < M * K; i++) A[i] = (float)hrm_rng_uniform(&rng) - 0.5f;
       for (int64_t i = 0; i < K * N; i++) B[i] = (float)hrm_rng_uniform(&rng) - 0.5f;
       int64_t lda = trans_a ? M : K, ldb = trans_b ? K : N;
-      hrm_cpu_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, Cm, N); /* warm-up */
+      hrm_cpu_gemm_linear(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, Cm, N); /* warm-up */
       for (int32_t i = 0; i < iters; i++) {
          double t0 = omp_get_wtime();
-         hrm_cpu_sgemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, Cm, N);
+         hrm_cpu_gemm_linear(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, Cm, N);
          times[i] = omp_get_wtime() - t0;
       }
       qsort(times, (size_t)iters, sizeof(double), compare_doubles);

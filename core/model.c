@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cpu/fastmath.h"
+#include "device.h"
 #include "error.h"
 #include "nn.h"
 
@@ -106,9 +107,7 @@ int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t
    HRM_CHECK(out, HRM_ERR_ARG, "model_new: out is NULL");
    *out = NULL;
    HRM_TRY(hrm_config_check(cfg));
-   HRM_CHECK(device == HRM_DEVICE_CPU, device == HRM_DEVICE_CUDA ? HRM_ERR_DEVICE : HRM_ERR_ARG,
-             "model_new: device %d is not available (this build has the CPU backend only)",
-             device);
+   HRM_TRY(hrm_device_model_check(device));
    hrm_model *m = calloc(1, sizeof *m);
    HRM_CHECK(m, HRM_ERR_MEMORY, "model_new: out of memory");
    m->cfg = *cfg;
@@ -395,6 +394,18 @@ static int arena_reserve(hrm_model *m, int32_t B, int train) {
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
+/* out (N, D) = rms_norm(a + b): one fused pass where the backend has it, otherwise the residual
+ * sum is formed in b's buffer first (b is scratch). */
+static void add_rmsnorm(const hrm_backend *be, float *out, float *rstd, const float *a,
+                        float *b, int64_t N, int D, float eps) {
+   if (be->add_rmsnorm_forward) {
+      be->add_rmsnorm_forward(out, rstd, a, b, N, D, eps);
+   } else {
+      be->residual_forward(b, a, b, N * D);
+      be->rmsnorm_forward(out, rstd, b, N, D, eps);
+   }
+}
+
 /* One post-norm block; `in` may alias acts->h2 (no-grad reuse), the output is acts->h2. */
 static void block_forward(hrm_model *m, hrm_block_acts *r, float *tmp, const float *in,
                           const hrm_block_params *p, int B) {
@@ -403,16 +414,18 @@ static void block_forward(hrm_model *m, hrm_block_acts *r, float *tmp, const flo
    const int64_t N = (int64_t)B * T;
    const float eps = (float)m->cfg.rms_norm_eps;
    be->linear_forward(r->qkv, in, p->qkv, NULL, N, D, 3 * D);
-   if (m->rope_cos) be->rope_forward(r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
-   be->attention_forward(r->atty, r->att, r->qkv, B, T, NH, HD);
+   if (m->rope_cos && be->rope_attention_forward) {
+      be->rope_attention_forward(r->atty, r->att, r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
+   } else {
+      if (m->rope_cos) be->rope_forward(r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
+      be->attention_forward(r->atty, r->att, r->qkv, B, T, NH, HD);
+   }
    be->linear_forward(tmp, r->atty, p->o, NULL, N, D, D);
-   be->residual_forward(tmp, in, tmp, N * D);
-   be->rmsnorm_forward(r->h1, r->rstd1, tmp, N, D, eps);
+   add_rmsnorm(be, r->h1, r->rstd1, in, tmp, N, D, eps);
    be->linear_forward(r->gu, r->h1, p->gate_up, NULL, N, D, 2 * I);
    be->swiglu_forward(r->act, r->gu, N, I);
    be->linear_forward(tmp, r->act, p->down, NULL, N, I, D);
-   be->residual_forward(tmp, r->h1, tmp, N * D);
-   be->rmsnorm_forward(r->h2, r->rstd2, tmp, N, D, eps);
+   add_rmsnorm(be, r->h2, r->rstd2, r->h1, tmp, N, D, eps);
 }
 
 /* z (B, T, D) = module(z, inj): blocks over z + inj. With `saved` (one record per layer) the
@@ -489,8 +502,13 @@ static void block_backward(hrm_model *m, const hrm_block_acts *r, const float *i
    be->linear_backward(dA, g->gate_up, NULL, a->dgu, r->h1, p->gate_up, N, D, 2 * I, 1.0f);
    be->rmsnorm_backward(din, dA, r->h1, r->rstd1, N, D);             // d(in + attn)
    be->linear_backward(dA, g->o, NULL, din, r->atty, p->o, N, D, D, 0.0f);
-   be->attention_backward(a->dqkv, a->datt, dA, r->qkv, r->att, B, T, NH, HD);
-   if (m->rope_cos) be->rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
+   if (m->rope_cos && be->rope_attention_backward) {
+      be->rope_attention_backward(a->dqkv, a->datt, dA, r->qkv, r->att, m->rope_cos, m->rope_sin,
+                                  B, T, NH, HD);
+   } else {
+      be->attention_backward(a->dqkv, a->datt, dA, r->qkv, r->att, B, T, NH, HD);
+      if (m->rope_cos) be->rope_backward(a->dqkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
+   }
    be->linear_backward(din, g->qkv, NULL, a->dqkv, in, p->qkv, N, D, 3 * D, 1.0f);
 }
 

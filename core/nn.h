@@ -23,6 +23,9 @@
 
 #define HRM_IGNORE_LABEL (-100)
 #define HRM_POS_SCALE 0.707106781f /* learned positions: 1/√2, as the reference writes it */
+/* Elementwise CPU loops fork threads only above this many elements (in `if` clauses): below it
+ * a fork/join costs more than it saves (tiny models, batch-1 inference). */
+#define HRM_OMP_MIN_WORK 32768
 
 /* ---- CPU layers (core/cpu/) --------------------------------------------------------------- */
 
@@ -50,6 +53,9 @@ void hrm_cpu_embedding_backward(float *dtok, float *dprefix, float *dpos, const 
 /* Gain-free RMSNorm: out (N, D) = inp · rsqrt(mean(inp²) + eps); rstd (N) may be NULL. */
 void hrm_cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, int64_t N, int D,
                              float eps);
+/* out (N, D) = rms_norm(a + b), the post-norm residual fused in (out may alias a or b). */
+void hrm_cpu_add_rmsnorm_forward(float *out, float *rstd, const float *a, const float *b,
+                                 int64_t N, int D, float eps);
 /* dinp (N, D) = from dout (N, D), the forward's out (N, D) and rstd (N). */
 void hrm_cpu_rmsnorm_backward(float *dinp, const float *dout, const float *out,
                               const float *rstd, int64_t N, int D);
@@ -62,6 +68,10 @@ void hrm_cpu_rope_forward(float *qkv, const float *cos_t, const float *sin_t, in
 /* In place on dqkv (B, T, 3D): the transpose rotation (gradient w.r.t. the pre-RoPE Q, K). */
 void hrm_cpu_rope_backward(float *dqkv, const float *cos_t, const float *sin_t, int B, int T,
                            int NH, int HD);
+/* In place on T rows of one head, row t at x + t·ld (HD), positions 0..T-1 of the tables;
+ * sign +1 rotates, -1 applies the transpose. */
+void hrm_cpu_rope_rows(float *x, int64_t ld, int T, int HD, const float *cos_t,
+                       const float *sin_t, float sign);
 
 /* Non-causal softmax attention over fused qkv (B, T, 3D) = [Q | K | V], head-major inside each
  * block, scale 1/√HD. out (B, T, D) head-major; att (B, NH, T, T) keeps the probabilities. */
@@ -70,6 +80,14 @@ void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, 
 /* dqkv (B, T, 3D) = from dout (B, T, D); datt (B, NH, T, T) is scratch. */
 void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                                 const float *att, int B, int T, int NH, int HD);
+/* RoPE fused into attention, one pass per head while its rows are in cache: the forward
+ * rotates Q and K of qkv in place (as rope_forward) and attends; the backward ends with the
+ * transposed rotation of dQ, dK (as rope_backward). Same results as the separate calls. */
+void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const float *cos_t,
+                                    const float *sin_t, int B, int T, int NH, int HD);
+void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout,
+                                     const float *qkv, const float *att, const float *cos_t,
+                                     const float *sin_t, int B, int T, int NH, int HD);
 
 /* out (N, I) = silu(gate) · up, with gu (N, 2I) = [gate | up]. */
 void hrm_cpu_swiglu_forward(float *out, const float *gu, int64_t N, int I);
@@ -156,6 +174,14 @@ typedef struct hrm_backend {
    void (*adamw_update)(float *, float *, float *, const float *, int64_t, float, float, float,
                         float, float, float);
    void (*signsgd_update)(float *, const float *, const int32_t *, int64_t, int, float, float);
+   /* Optional fused entries; where one is NULL, model.c calls the separate ops above. */
+   void (*add_rmsnorm_forward)(float *, float *, const float *, const float *, int64_t, int,
+                               float);
+   void (*rope_attention_forward)(float *, float *, float *, const float *, const float *, int,
+                                  int, int, int);
+   void (*rope_attention_backward)(float *, float *, const float *, const float *,
+                                   const float *, const float *, const float *, int, int, int,
+                                   int);
 } hrm_backend;
 
 extern const hrm_backend hrm_cpu_backend;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cpu/gemm.h"
+#include "device.h"
 #include "error.h"
 #include "tensor_util.h"
 
@@ -17,6 +18,7 @@ struct hrm_storage {
    void *data;
    size_t bytes;
    int64_t refs;
+   int32_t device;  // enum hrm_device of data
 };
 
 static const char *const dtype_names[HRM_DTYPE_COUNT] = {"f32", "f64", "bf16", "i32", "i64", "u8"};
@@ -148,7 +150,10 @@ int hrm_tensor_view(hrm_tensor **out, const hrm_tensor *src, int64_t offset, int
 void hrm_tensor_free(hrm_tensor *t) {
    if (!t) return;
    if (t->storage && --t->storage->refs == 0) {
-      free(t->storage->data);
+      if (t->storage->device != HRM_DEVICE_CPU)
+         hrm_device_free(t->storage->data, t->storage->device);
+      else
+         free(t->storage->data);
       free(t->storage);
    }
    free(t);
@@ -208,6 +213,8 @@ int hrm_tensor_copy(hrm_tensor *dst, const hrm_tensor *src) {
              "copy: destination has %lld elements, source %lld", (long long)dst->numel,
              (long long)src->numel);
    if (dst->data == src->data && dst->dtype == src->dtype) return HRM_OK;
+   if (dst->device != HRM_DEVICE_CPU || src->device != HRM_DEVICE_CPU)
+      return hrm_device_tensor_copy(dst, src);
    if (dst->dtype == src->dtype) {
       memmove(dst->data, src->data, (size_t)src->numel * hrm_dtype_size(src->dtype));
    } else if (dst->dtype == HRM_DTYPE_BF16 && src->dtype == HRM_DTYPE_F32) {
@@ -349,5 +356,39 @@ int hrm_tensor_transpose(hrm_tensor *out, const hrm_tensor *a, int32_t d0, int32
             }
    for (int i = 0; i < a->ndim; i++) out->shape[i] = oshape[i];
    out->ndim = a->ndim;
+   return HRM_OK;
+}
+
+/* ---- device tensors (internal, device.h) ---------------------------------------------------- */
+
+int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape,
+                          int32_t device) {
+   if (device == HRM_DEVICE_CPU) return hrm_tensor_new(out, dtype, ndim, shape);
+   HRM_CHECK(out, HRM_ERR_ARG, "tensor_new: out is NULL");
+   *out = NULL;
+   HRM_CHECK(hrm_dtype_size(dtype), HRM_ERR_DTYPE, "tensor_new: unknown dtype %d", dtype);
+   int64_t numel;
+   HRM_TRY(check_shape(ndim, shape, &numel));
+   const size_t bytes = (size_t)numel * hrm_dtype_size(dtype);
+   void *data = NULL;
+   HRM_TRY(hrm_device_malloc(&data, bytes, device));
+   hrm_tensor *t = calloc(1, sizeof *t);
+   hrm_storage *s = calloc(1, sizeof *s);
+   if (!t || !s) {
+      free(t);
+      free(s);
+      hrm_device_free(data, device);
+      return HRM_FAIL(HRM_ERR_MEMORY, "tensor_new: out of memory");
+   }
+   s->data = data;
+   s->bytes = bytes;
+   s->refs = 1;
+   s->device = device;
+   t->storage = s;
+   t->data = data;
+   t->dtype = dtype;
+   t->device = device;
+   set_shape(t, ndim, shape, numel);
+   *out = t;
    return HRM_OK;
 }

@@ -76,8 +76,6 @@ extern "C" int hrm_cuda_device_count(void) {
    return n;
 }
 
-extern "C" int32_t hrm_cuda_available(void) { return hrm_cuda_device_count() > 0 ? 1 : 0; }
-
 static int parse_gemm_mode(const char *s, int fallback) {
    if (!s || !*s) return fallback;
    if (strcmp(s, "f32") == 0 || strcmp(s, "fp32") == 0) return HRM_CUDA_GEMM_F32;

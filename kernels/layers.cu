@@ -8,7 +8,6 @@
  */
 #include "common.cuh"
 
-#define HRM_POS_SCALE_F 0.707106781f
 
 /* ---- embedding ------------------------------------------------------------------------------ */
 
@@ -31,7 +30,7 @@ static __global__ void embedding_forward_kernel1(float *out, const int32_t *inpu
       } else {
          o = tok[(int64_t)inputs[(int64_t)b * S + (t - P)] * D + d];
       }
-      if (pos) o = HRM_POS_SCALE_F * (o + pos[(int64_t)t * D + d]);
+      if (pos) o = HRM_POS_SCALE * (o + pos[(int64_t)t * D + d]);
       out[i] = scale * o;
    }
 }
@@ -48,7 +47,7 @@ static __global__ void embedding_backward_kernel1(float *dtok, float *dprefix, c
       const int64_t bt = i / D;
       const int t = (int)(bt % T), b = (int)(bt / T);
       float g = scale * dout[i];
-      if (learned) g = HRM_POS_SCALE_F * g;
+      if (learned) g = HRM_POS_SCALE * g;
       if (t < P) {
          const int j = t * D + d;
          if (dprefix && j < E) dprefix[(int64_t)b * E + j] += g;  // one (t, d) per (b, j)
@@ -65,7 +64,7 @@ static __global__ void embedding_pos_backward_kernel1(float *dpos, const float *
    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total;
         i += (int64_t)gridDim.x * blockDim.x) {
       float acc = 0.0f;
-      for (int b = 0; b < B; b++) acc += HRM_POS_SCALE_F * (scale * dout[(int64_t)b * total + i]);
+      for (int b = 0; b < B; b++) acc += HRM_POS_SCALE * (scale * dout[(int64_t)b * total + i]);
       dpos[i] += acc;
    }
 }

@@ -2,9 +2,10 @@
  *
  * qkv (B, T, 3D) holds [Q | K | V], each block head-major (head h at channels h·HD…); the
  * output (B, T, D) is head-major too, ready for o_proj. Scale 1/√HD, no mask, no dropout:
- * every position (puzzle prefix included) attends to all T. Each (b, h) pair is three GEMMs on
- * strided views; the pairs run in parallel and the GEMM library runs single-threaded inside.
- * The probabilities are kept for the backward.
+ * every position (puzzle prefix included) attends to all T. Each (b, h) pair is two GEMMs on
+ * strided views around a vectorised row softmax; the pairs run in parallel and the GEMM library
+ * runs single-threaded inside. The probabilities are kept for the backward. The rope_ variants
+ * apply RoPE to the head's Q and K (and its transpose to dQ, dK) inside the same pass.
  */
 #include <math.h>
 
@@ -12,40 +13,74 @@
 #include "../nn.h"
 #include "gemm.h"
 
+/* row (T) = softmax(row), in place; the reductions vectorise (float partial sums). */
+static void softmax_row(float *restrict row, int T) {
+   float mx = row[0];
+#pragma omp simd reduction(max : mx)
+   for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+   float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+   for (int j = 0; j < T; j++) {
+      const float e = hrm_expf(row[j] - mx);
+      row[j] = e;
+      sum += e;
+   }
+   const float inv = 1.0f / sum;
+#pragma omp simd
+   for (int j = 0; j < T; j++) row[j] *= inv;
+}
+
+/* dp (T) = p ⊙ (dp − Σ_j p_j dp_j), in place: the softmax backward of one row. */
+static void softmax_row_backward(float *restrict dp, const float *restrict p, int T) {
+   float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+   for (int j = 0; j < T; j++) dot += p[j] * dp[j];
+#pragma omp simd
+   for (int j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - dot);
+}
+
+/* One (b, h) pair: a (T, T) = softmax(scale · q kᵀ), o (T, HD) stride D = a · v. */
+static void head_forward(float *o, float *a, const float *q, const float *k, const float *v,
+                         int T, int HD, int D, float scale) {
+   hrm_cpu_sgemm(0, 1, T, T, HD, scale, q, 3 * D, k, 3 * D, 0.0f, a, T);
+   for (int i = 0; i < T; i++) softmax_row(a + (int64_t)i * T, T);
+   hrm_cpu_sgemm(0, 0, T, HD, T, 1.0f, a, T, v, 3 * D, 0.0f, o, D);
+}
+
 void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
                                int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
       const int64_t b = bh / NH, h = bh % NH;
-      const float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D
-      const float *k = q + D;                         // (T, HD) stride 3D
-      const float *v = q + 2 * D;                     // (T, HD) stride 3D
-      float *a = att + bh * T * T;                    // (T, T)
-      hrm_cpu_sgemm(0, 1, T, T, HD, scale, q, 3 * D, k, 3 * D, 0.0f, a, T);
-      for (int i = 0; i < T; i++) {
-         float *row = a + (int64_t)i * T;
-         float mx = row[0];
-         for (int j = 1; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-         double sum = 0.0;
-         for (int j = 0; j < T; j++) {
-            row[j] = hrm_expf(row[j] - mx);
-            sum += row[j];
-         }
-         const float inv = (float)(1.0 / sum);
-         for (int j = 0; j < T; j++) row[j] *= inv;
-      }
-      // out (T, HD) stride D = a (T, T) · v (T, HD)
-      hrm_cpu_sgemm(0, 0, T, HD, T, 1.0f, a, T, v, 3 * D, 0.0f, out + b * T * D + h * HD, D);
+      const float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D, then K and V
+      head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
+                   scale);
    }
 }
 
-void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                                const float *att, int B, int T, int NH, int HD) {
+void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const float *cos_t,
+                                    const float *sin_t, int B, int T, int NH, int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
+   for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
+      const int64_t b = bh / NH, h = bh % NH;
+      float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D, then K and V
+      hrm_cpu_rope_rows(q, 3 * D, T, HD, cos_t, sin_t, 1.0f);
+      hrm_cpu_rope_rows(q + D, 3 * D, T, HD, cos_t, sin_t, 1.0f);
+      head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
+                   scale);
+   }
+}
+
+void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout,
+                                     const float *qkv, const float *att, const float *cos_t,
+                                     const float *sin_t, int B, int T, int NH, int HD) {
+   const int D = NH * HD;
+   const float scale = 1.0f / sqrtf((float)HD);
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
       const int64_t b = bh / NH, h = bh % NH;
       const float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D
@@ -61,16 +96,18 @@ void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, con
       hrm_cpu_sgemm(0, 1, T, T, HD, 1.0f, dO, D, v, 3 * D, 0.0f, da, T);
       hrm_cpu_sgemm(1, 0, T, HD, T, 1.0f, a, T, dO, D, 0.0f, dv, 3 * D);
       // softmax backward in place: dS = P ⊙ (dP − Σ_j P dP)
-      for (int i = 0; i < T; i++) {
-         const float *p = a + (int64_t)i * T;
-         float *dp = da + (int64_t)i * T;
-         double dot = 0.0;
-         for (int j = 0; j < T; j++) dot += (double)p[j] * dp[j];
-         const float fd = (float)dot;
-         for (int j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - fd);
-      }
+      for (int i = 0; i < T; i++) softmax_row_backward(da + (int64_t)i * T, a + (int64_t)i * T, T);
       // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
       hrm_cpu_sgemm(0, 0, T, HD, T, scale, da, T, k, 3 * D, 0.0f, dq, 3 * D);
       hrm_cpu_sgemm(1, 0, T, HD, T, scale, da, T, q, 3 * D, 0.0f, dk, 3 * D);
+      if (cos_t) {
+         hrm_cpu_rope_rows(dq, 3 * D, T, HD, cos_t, sin_t, -1.0f);
+         hrm_cpu_rope_rows(dk, 3 * D, T, HD, cos_t, sin_t, -1.0f);
+      }
    }
+}
+
+void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                                const float *att, int B, int T, int NH, int HD) {
+   hrm_cpu_rope_attention_backward(dqkv, datt, dout, qkv, att, NULL, NULL, B, T, NH, HD);
 }

@@ -32,4 +32,7 @@ const hrm_backend hrm_cpu_backend = {
    .adam_atan2_update = hrm_cpu_adam_atan2_update,
    .adamw_update = hrm_cpu_adamw_update,
    .signsgd_update = hrm_cpu_signsgd_update,
+   .add_rmsnorm_forward = hrm_cpu_add_rmsnorm_forward,
+   .rope_attention_forward = hrm_cpu_rope_attention_forward,
+   .rope_attention_backward = hrm_cpu_rope_attention_backward,
 };

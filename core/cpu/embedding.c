@@ -13,7 +13,7 @@ void hrm_cpu_embedding_forward(float *out, const int32_t *inputs, const float *t
                                const float *prefix, const float *pos, int B, int S, int P, int D,
                                int E, float scale) {
    const int T = S + P;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * D >= HRM_OMP_MIN_WORK)
    for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
       const int b = (int)(bt / T), t = (int)(bt % T);
       float *o = out + bt * D;  // (D)
@@ -39,7 +39,7 @@ void hrm_cpu_embedding_backward(float *dtok, float *dprefix, float *dpos, const 
                                 float scale, int learned) {
    const int T = S + P;
    /* parallel over hidden columns: every thread owns its columns of every table, no races */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * D >= HRM_OMP_MIN_WORK)
    for (int d = 0; d < D; d++) {
       for (int b = 0; b < B; b++) {
          for (int t = 0; t < T; t++) {

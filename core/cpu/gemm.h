@@ -15,6 +15,14 @@ void hrm_cpu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
 void hrm_cpu_dgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                    const double *A, int64_t lda, const double *B, int64_t ldb, double beta,
                    double *C, int64_t ldc);
+/* The linear layers' GEMMs (same contract as hrm_cpu_sgemm): fp32 by default, bf16 operands
+ * with fp32 accumulation once hrm_cpu_gemm_set_dtype(HRM_DTYPE_BF16) succeeded. */
+void hrm_cpu_gemm_linear(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc);
+/* 0 on success, -1 when this build or CPU has no such GEMM (HRM_DTYPE_F32 always works). */
+int hrm_cpu_gemm_set_dtype(int dtype);
+int hrm_cpu_gemm_dtype(void);
 const char *hrm_cpu_gemm_name(void);   /* "oneDNN 2.6.3" / "OpenBLAS 0.3.21 ..." */
 void hrm_cpu_gemm_set_threads(int n);
 

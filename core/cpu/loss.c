@@ -21,7 +21,7 @@ static inline double stab_ds(double x) {
 
 void hrm_cpu_stablemax_ce_forward(double *losses, const float *logits, const int32_t *labels,
                                   int64_t N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const int32_t y = labels[n];
       if (y == HRM_IGNORE_LABEL) {
@@ -37,7 +37,7 @@ void hrm_cpu_stablemax_ce_forward(double *losses, const float *logits, const int
 
 void hrm_cpu_stablemax_ce_backward(float *dlogits, const double *dloss, const float *logits,
                                    const int32_t *labels, int64_t N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const int32_t y = labels[n];
       float *dx = dlogits + n * V;  // (V)
@@ -59,7 +59,7 @@ void hrm_cpu_stablemax_ce_backward(float *dlogits, const double *dloss, const fl
 
 void hrm_cpu_softmax_ce_forward(double *losses, const float *logits, const int32_t *labels,
                                 int64_t N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const int32_t y = labels[n];
       if (y == HRM_IGNORE_LABEL) {
@@ -76,7 +76,7 @@ void hrm_cpu_softmax_ce_forward(double *losses, const float *logits, const int32
 
 void hrm_cpu_softmax_ce_backward(float *dlogits, const double *dloss, const float *logits,
                                  const int32_t *labels, int64_t N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const int32_t y = labels[n];
       float *dx = dlogits + n * V;
@@ -114,7 +114,7 @@ void hrm_cpu_bce_logits_backward(float *dlogits, const double *dloss, const floa
 }
 
 void hrm_cpu_argmax_forward(int32_t *pred, const float *logits, int64_t N, int V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *x = logits + n * V;
       int best = 0;

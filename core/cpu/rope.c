@@ -25,25 +25,33 @@ void hrm_cpu_rope_tables(float *cos_t, float *sin_t, int T, int HD, double theta
    }
 }
 
+void hrm_cpu_rope_rows(float *x, int64_t ld, int T, int HD, const float *cos_t,
+                       const float *sin_t, float sign) {
+   const int half = HD / 2;
+   for (int t = 0; t < T; t++) {
+      float *restrict r = x + (int64_t)t * ld;              // (HD)
+      const float *restrict c = cos_t + (int64_t)t * HD;    // (HD)
+      const float *restrict s = sin_t + (int64_t)t * HD;    // (HD)
+#pragma omp simd
+      for (int j = 0; j < half; j++) {
+         const float x1 = r[j], x2 = r[j + half];
+         r[j] = x1 * c[j] - sign * (x2 * s[j]);
+         r[j + half] = x2 * c[j + half] + sign * (x1 * s[j + half]);
+      }
+   }
+}
+
 /* sign = +1: forward rotation; sign = -1: its transpose. Q block and K block of every head. */
 static void rope_apply(float *qkv, const float *cos_t, const float *sin_t, int B, int T, int NH,
                        int HD, float sign) {
-   const int D = NH * HD, half = HD / 2;
-#pragma omp parallel for schedule(static)
+   const int D = NH * HD;
+#pragma omp parallel for schedule(static) if ((int64_t)B * T * 2 * D >= HRM_OMP_MIN_WORK)
    for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
       const int t = (int)(bt % T);
-      const float *c = cos_t + (int64_t)t * HD;  // (HD)
-      const float *s = sin_t + (int64_t)t * HD;  // (HD)
-      for (int blk = 0; blk < 2; blk++) {
-         for (int h = 0; h < NH; h++) {
-            float *x = qkv + bt * 3 * D + (int64_t)blk * D + (int64_t)h * HD;  // (HD)
-            for (int j = 0; j < half; j++) {
-               const float x1 = x[j], x2 = x[j + half];
-               x[j] = x1 * c[j] - sign * (x2 * s[j]);
-               x[j + half] = x2 * c[j + half] + sign * (x1 * s[j + half]);
-            }
-         }
-      }
+      for (int blk = 0; blk < 2; blk++)
+         for (int h = 0; h < NH; h++)
+            hrm_cpu_rope_rows(qkv + bt * 3 * D + (int64_t)blk * D + (int64_t)h * HD, 0, 1, HD,
+                              cos_t + (int64_t)t * HD, sin_t + (int64_t)t * HD, sign);
    }
 }
 

@@ -14,7 +14,7 @@ static void swiglu_row(float *restrict o, const float *restrict g, const float *
 }
 
 void hrm_cpu_swiglu_forward(float *out, const float *gu, int64_t N, int I) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * I >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *g = gu + n * 2 * I;  // (I) gate
       swiglu_row(out + n * I, g, g + I, I);
@@ -32,7 +32,7 @@ static void swiglu_row_backward(float *restrict dg, float *restrict du, const fl
 }
 
 void hrm_cpu_swiglu_backward(float *dgu, const float *dout, const float *gu, int64_t N, int I) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * I >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *g = gu + n * 2 * I;  // (I) gate, then (I) up
       float *dg = dgu + n * 2 * I;      // (I) d gate, then (I) d up
@@ -41,6 +41,6 @@ void hrm_cpu_swiglu_backward(float *dgu, const float *dout, const float *gu, int
 }
 
 void hrm_cpu_residual_forward(float *out, const float *a, const float *b, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= HRM_OMP_MIN_WORK)
    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

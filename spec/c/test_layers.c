@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cpu/fastmath.h"
 #include "nn.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
@@ -514,6 +515,70 @@ static void test_argmax(void) {
    CHECK(p[1] == 0);
 }
 
+/* ---- fused kernels: the same numbers as the separate ops -------------------------------------- */
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+   double m = 0.0;
+   for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+   return m;
+}
+
+static void test_fused(void) {
+   const int B = 2, T = 7, NH = 2, HD = 8, D = NH * HD;
+   const int64_t nqkv = (int64_t)B * T * 3 * D, nout = (int64_t)B * T * D;
+   const int64_t natt = (int64_t)B * NH * T * T;
+   float *cos_t = fnew((int64_t)T * HD), *sin_t = fnew((int64_t)T * HD);
+   hrm_cpu_rope_tables(cos_t, sin_t, T, HD, 10000.0);
+   float *qkv1 = fnew(nqkv), *qkv2 = fnew(nqkv), *o1 = fnew(nout), *o2 = fnew(nout);
+   float *a1 = fnew(natt), *a2 = fnew(natt), *dout = fnew(nout), *d1 = fnew(nqkv), *d2 = fnew(nqkv);
+   float *s1 = fnew(natt), *s2 = fnew(natt);
+   fill(qkv1, nqkv, 1.5);
+   fill(dout, nout, 1.0);
+   memcpy(qkv2, qkv1, sizeof(float) * (size_t)nqkv);
+   hrm_cpu_rope_forward(qkv1, cos_t, sin_t, B, T, NH, HD);
+   hrm_cpu_attention_forward(o1, a1, qkv1, B, T, NH, HD);
+   hrm_cpu_rope_attention_forward(o2, a2, qkv2, cos_t, sin_t, B, T, NH, HD);
+   CHECK(max_abs_diff(qkv1, qkv2, nqkv) == 0.0);  // rotated Q, K kept for the backward
+   CHECK(max_abs_diff(o1, o2, nout) == 0.0);
+   CHECK(max_abs_diff(a1, a2, natt) == 0.0);
+   hrm_cpu_attention_backward(d1, s1, dout, qkv1, a1, B, T, NH, HD);
+   hrm_cpu_rope_backward(d1, cos_t, sin_t, B, T, NH, HD);
+   hrm_cpu_rope_attention_backward(d2, s2, dout, qkv2, a2, cos_t, sin_t, B, T, NH, HD);
+   CHECK(max_abs_diff(d1, d2, nqkv) == 0.0);
+   /* residual + rms_norm in one pass, also in place */
+   float *x = fnew(nout), *y = fnew(nout), *r1 = fnew(nout), *r2 = fnew(nout), *sum = fnew(nout);
+   float *rs1 = fnew(B * T), *rs2 = fnew(B * T);
+   fill(x, nout, 2.0);
+   fill(y, nout, 2.0);
+   hrm_cpu_residual_forward(sum, x, y, nout);
+   hrm_cpu_rmsnorm_forward(r1, rs1, sum, (int64_t)B * T, D, 1e-5f);
+   hrm_cpu_add_rmsnorm_forward(r2, rs2, x, y, (int64_t)B * T, D, 1e-5f);
+   CHECK(max_abs_diff(r1, r2, nout) == 0.0);
+   CHECK(max_abs_diff(rs1, rs2, B * T) == 0.0);
+   hrm_cpu_add_rmsnorm_forward(y, NULL, x, y, (int64_t)B * T, D, 1e-5f);
+   CHECK(max_abs_diff(r1, y, nout) == 0.0);
+   printf("%-28s identical to the separate ops\n", "fused rope+attention, norm");
+   free(cos_t); free(sin_t); free(qkv1); free(qkv2); free(o1); free(o2); free(a1); free(a2);
+   free(dout); free(d1); free(d2); free(s1); free(s2);
+   free(x); free(y); free(r1); free(r2); free(sum); free(rs1); free(rs2);
+}
+
+/* The optimizer's vectorisable atan2 against libm over signs and magnitudes. */
+static void test_atan2(void) {
+   double worst = 0.0;
+   for (int i = 0; i < 200000; i++) {
+      const float y = (float)ldexp(2.0 * urand() - 1.0, (int)(urand() * 60) - 30);
+      const float x = (float)ldexp(2.0 * urand() - (i % 3 == 0 ? 1.0 : 0.0), (int)(urand() * 60) - 30);
+      const double want = atan2((double)y, (double)x);
+      worst = fmax(worst, fabs(hrm_atan2f(y, x) - want) / fmax(fabs(want), 1e-30));
+   }
+   printf("%-28s worst relative error %.2e\n", "atan2f", worst);
+   CHECK(worst < 5e-7);
+   CHECK(hrm_atan2f(0.0f, 0.0f) == 0.0f);
+   CHECK(hrm_atan2f(1.0f, 0.0f) == (float)(M_PI / 2));
+   CHECK(isnan(hrm_atan2f(NAN, 1.0f)));
+}
+
 int main(void) {
    test_linear();
    test_rmsnorm();
@@ -527,5 +592,7 @@ int main(void) {
    test_ce(1);
    test_bce();
    test_argmax();
+   test_fused();
+   test_atan2();
    return check_summary("test_layers");
 }

@@ -1,0 +1,189 @@
+"""bench_torch.py — the PyTorch baseline for scripts/bench.lua: the twin's training step, timed.
+
+One step is what `hrm scripts/bench.lua` times: an ACT segment (no-grad cycles, the 1-step
+gradient calls, heads), the target-Q forward, the losses, the backward and the update
+(AdamATan2 as hrm_ref.AdamATan2, plus sign-SGD on the puzzle rows). fp32 by default; --bf16
+runs the model under CPU autocast (bf16 matmuls, as hrm's bf16 GEMM option). FLOPs are counted with the
+same formula as bench.lua, so the GFLOP/s of both are comparable. PyTorch's version, thread
+count and BLAS/oneDNN build configuration are printed so a handicapped baseline is visible.
+
+    /usr/bin/python3 scripts/ref/bench_torch.py [--config hrm_v1|small] [--batch N]
+                                               [--threads N[,N...]] [--steps N] [--bf16]
+
+With several thread counts it reports each and marks the fastest; the last line is a
+machine-readable summary of the fastest ("RESULT step_s=... threads=... gflops=...").
+"""
+
+import argparse
+import ctypes
+import os
+import re
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hrm_ref  # noqa: E402
+
+CONFIGS = {
+    "hrm_v1": (dict(), 32, 3),
+    "small": (dict(hidden_size=128, num_heads=4, H_layers=2, L_layers=2), 64, 10),
+}
+
+
+def step_flops(c, B):
+    """bench.lua's count: block GEMMs (segment + target-Q forward, 1-step backward), attention
+    (QK^T and PV) and lm_head forward + backward."""
+    D, I, P = c.hidden_size, c.intermediate_size, c.puzzle_emb_len
+    T, S, V = c.seq_len + P, c.seq_len, c.vocab_size
+    nb = c.H_cycles * c.L_cycles * c.L_layers + c.H_cycles * c.H_layers
+    ng = c.L_layers + c.H_layers
+    fwd = 2 * nb
+    f = 0
+    for out, inp in ((3 * D, D), (D, D), (2 * I, D), (D, I)):
+        f += 2 * B * T * out * inp * (fwd + 2 * ng)
+    f += 3 * 2 * B * S * V * D
+    f += 2 * 2 * B * c.num_heads * T * T * c.head_dim * (fwd + 2 * ng)
+    return f
+
+
+def make_batch(c, B, gen):
+    V, S = c.vocab_size, c.seq_len
+    return {
+        "inputs": (torch.rand(B, S, generator=gen) * V).to(torch.int32),
+        "labels": (torch.rand(B, S, generator=gen) * V).to(torch.int32),
+        "puzzle_identifiers": torch.zeros(B, dtype=torch.int32),
+    }
+
+
+def train_step(head, opt, sopt, carry, batch, B, bf16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        carry, total, _, _, _ = head(carry, batch)
+    (total / B).backward()
+    opt.step()
+    opt.zero_grad()
+    if sopt is not None:
+        sopt.step()
+        sopt.zero_grad()
+    return carry
+
+
+def bench(c, B, threads, steps, bf16):
+    torch.set_num_threads(threads)
+    set_blas_threads(threads)
+    torch.manual_seed(0)
+    head = hrm_ref.build(c, B)
+    head.train()
+    opt = hrm_ref.AdamATan2(head.parameters(), lr=1e-4, weight_decay=0.1)
+    inner = head.model.inner
+    sopt = (hrm_ref.SparseEmbSignSGD(inner.puzzle_emb, lr=1e-2, weight_decay=0.1)
+            if c.puzzle_emb_ndim > 0 else None)
+    gen = torch.Generator().manual_seed(1)
+    batch = make_batch(c, B, gen)
+    carry = head.initial_carry(batch)
+    carry = train_step(head, opt, sopt, carry, batch, B, bf16)  # warm-up (allocator, kernels)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        carry = train_step(head, opt, sopt, carry, batch, B, bf16)
+    return (time.perf_counter() - t0) / steps
+
+
+def mapped_blas_libs():
+    """Real paths of the BLAS libraries loaded in this process (after one matmul)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if re.search(r"lib(open)?blas|libmkl|libblis", os.path.basename(path)):
+                libs.add(os.path.realpath(path))
+    return sorted(libs)
+
+
+def set_blas_threads(n):
+    """torch.set_num_threads does not reach a pthread OpenBLAS (the Debian build's BLAS), which
+    otherwise runs on every core: set it too, so "n threads" means n threads in the GEMMs."""
+    done = []
+    for lib in mapped_blas_libs():
+        try:
+            h = ctypes.CDLL(lib)
+            h.openblas_set_num_threads(n)
+            done.append(h.openblas_get_num_threads())
+        except (OSError, AttributeError):
+            pass
+    return done
+
+
+def blas_config():
+    """One line: the build's BLAS settings and the BLAS/oneDNN libraries actually mapped."""
+    cfg = torch.__config__.show()
+    parts = []
+    for key in ("BLAS_INFO", "LAPACK_INFO", "USE_MKLDNN", "USE_OPENMP"):
+        m = re.search(key + r"=([^,\s]+)", cfg)
+        if m:
+            parts.append("%s=%s" % (key, m.group(1)))
+    m = re.search(r"CPU capability usage: (\S+)", cfg)
+    if m:
+        parts.append("CPU capability %s" % m.group(1))
+    m = re.search(r"(Intel\(R\) (?:MKL-DNN|oneDNN)[^\n(]*)", cfg)
+    if m:
+        parts.append(m.group(1).strip())
+    if "MKL" in cfg and "MKL not found" not in torch.__config__.parallel_info():
+        m = re.search(r"(Intel\(R\) Math Kernel Library[^\n]*)", cfg)
+        if m:
+            parts.append(m.group(1).strip())
+    for lib in mapped_blas_libs():
+        desc = lib
+        try:
+            get = ctypes.CDLL(lib).openblas_get_config
+            get.restype = ctypes.c_char_p
+            desc += " (%s)" % get().decode()
+        except (OSError, AttributeError):
+            pass
+        parts.append(desc)
+    return "; ".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default="hrm_v1", choices=sorted(CONFIGS))
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--threads", default="1,2", help="comma-separated thread counts to try")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--vocab", type=int, default=11)
+    ap.add_argument("--seq", type=int, default=81)
+    ap.add_argument("--verbose", action="store_true",
+                    help="also print torch.__config__.show() and parallel_info()")
+    ap.add_argument("--bf16", action="store_true",
+                    help="autocast the forward to bfloat16 (CPU autocast: linear layers in bf16)")
+    a = ap.parse_args()
+
+    over, B0, steps0 = CONFIGS[a.config]
+    c = hrm_ref.HRMConfig(vocab_size=a.vocab, seq_len=a.seq, **over)
+    c.puzzle_emb_ndim = c.hidden_size
+    B = a.batch or B0
+    steps = a.steps or steps0
+    flops = step_flops(c, B)
+
+    print("torch %s, default threads %d, interop threads %d" %
+          (torch.__version__, torch.get_num_threads(), torch.get_num_interop_threads()))
+    print("BLAS: %s" % blas_config())
+    if a.verbose:
+        print(torch.__config__.show())
+        print(torch.__config__.parallel_info())
+    best = None
+    for n in [int(x) for x in a.threads.split(",")]:
+        dt = bench(c, B, n, steps, a.bf16)
+        print("== %s%s, batch %d, %d threads (OpenBLAS %s): step %.3f s  %.1f samples/s  %.1f GFLOP/s "
+              "(%.1f GFLOP/step)" % (a.config, " bf16" if a.bf16 else "", B, n,
+                                   ",".join(map(str, set_blas_threads(n))) or "-", dt, B / dt, flops / dt / 1e9, flops / 1e9))
+        if best is None or dt < best[0]:
+            best = (dt, n)
+    dt, n = best
+    print("RESULT step_s=%.6f threads=%d samples_s=%.3f gflops=%.3f torch=%s dtype=%s" %
+          (dt, n, B / dt, flops / dt / 1e9, torch.__version__, "bf16" if a.bf16 else "f32"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,472 @@
+/* test_cuda_ops.c — every entry of hrm_cuda_backend against the same entry of hrm_cpu_backend.
+ *
+ * Random inputs on small shapes that still exercise tails (sizes not multiples of 32, T above
+ * one key tile, V above one warp, duplicate ids, ignored labels, ties). Errors are measured as
+ * max |gpu − cpu| / max |cpu| per output; tolerances: fp32 paths 1e-5, tf32 5e-3, bf16 GEMMs
+ * 1e-2, float64 losses 1e-10. Exits 77 (ctest: skipped) when no CUDA device is present.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cuda.h"
+#include "tensor_util.h"
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static double urand(void) {
+   rng_state ^= rng_state << 13;
+   rng_state ^= rng_state >> 7;
+   rng_state ^= rng_state << 17;
+   return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static float *frand(int64_t n, double scale) {
+   float *x = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+   for (int64_t i = 0; i < n; i++) x[i] = (float)((2.0 * urand() - 1.0) * scale);
+   return x;
+}
+static double *drand_pos(int64_t n) {
+   double *x = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+   for (int64_t i = 0; i < n; i++) x[i] = 0.1 + urand();
+   return x;
+}
+static void *dev(const void *host, size_t bytes) {  // device copy of host (or zeroed if NULL)
+   void *p = NULL;
+   if (hrm_cuda_malloc(&p, bytes) != HRM_OK) {
+      fprintf(stderr, "device allocation failed: %s\n", hrm_last_error());
+      exit(1);
+   }
+   if (host && hrm_cuda_memcpy(p, HRM_DEVICE_CUDA, host, HRM_DEVICE_CPU, bytes) != HRM_OK) {
+      fprintf(stderr, "upload failed: %s\n", hrm_last_error());
+      exit(1);
+   }
+   return p;
+}
+static void *host_of(const void *d, size_t bytes) {  // malloc'd host copy of device memory
+   void *h = malloc(bytes ? bytes : 1);
+   if (hrm_cuda_memcpy(h, HRM_DEVICE_CPU, d, HRM_DEVICE_CUDA, bytes) != HRM_OK)
+      fprintf(stderr, "download failed: %s\n", hrm_last_error());
+   return h;
+}
+static float *fdup(const float *x, int64_t n) {
+   float *y = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+   memcpy(y, x, sizeof(float) * (size_t)n);
+   return y;
+}
+
+/* max |got − want| / max |want| */
+static double rel_err(const float *got, const float *want, int64_t n) {
+   double num = 0.0, den = 0.0;
+   for (int64_t i = 0; i < n; i++) {
+      const double e = fabs((double)got[i] - (double)want[i]);
+      if (e > num || isnan(e)) num = isnan(e) ? INFINITY : e;
+      if (fabs((double)want[i]) > den) den = fabs((double)want[i]);
+   }
+   return den > 0.0 ? num / den : num;
+}
+static double rel_err_d(const double *got, const double *want, int64_t n) {
+   double num = 0.0, den = 0.0;
+   for (int64_t i = 0; i < n; i++) {
+      const double e = fabs(got[i] - want[i]);
+      if (e > num || isnan(e)) num = isnan(e) ? INFINITY : e;
+      if (fabs(want[i]) > den) den = fabs(want[i]);
+   }
+   return den > 0.0 ? num / den : num;
+}
+
+/* Compares device array d (n floats) with host reference want. */
+static void expect_f(const char *what, const void *d, const float *want, int64_t n, double tol) {
+   float *got = host_of(d, sizeof(float) * (size_t)n);
+   const double e = rel_err(got, want, n);
+   if (e <= tol) check_passed_++;
+   else {
+      check_failed_++;
+      fprintf(stderr, "FAIL %s: relative error %.3g > %.3g\n", what, e, tol);
+   }
+   free(got);
+}
+static void expect_d(const char *what, const void *d, const double *want, int64_t n, double tol) {
+   double *got = host_of(d, sizeof(double) * (size_t)n);
+   const double e = rel_err_d(got, want, n);
+   if (e <= tol) check_passed_++;
+   else {
+      check_failed_++;
+      fprintf(stderr, "FAIL %s: relative error %.3g > %.3g\n", what, e, tol);
+   }
+   free(got);
+}
+
+static const hrm_backend *cpu = &hrm_cpu_backend, *gpu = &hrm_cuda_backend;
+#define SYNC_OK() CHECK_OK(hrm_cuda_sync())
+#define FB(n) (sizeof(float) * (size_t)(n))
+
+/* ---- GEMM and linear ------------------------------------------------------------------------ */
+
+static void test_gemm(int mode, double tol, const char *name) {
+   hrm_cuda_set_gemm_mode(mode);
+   const int64_t M = 33, N = 47, K = 65;
+   for (int ta = 0; ta < 2; ta++) {
+      for (int tb = 0; tb < 2; tb++) {
+         const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+         const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb, nc = M * ldc;
+         float *A = frand(na, 1.0), *Bm = frand(nb, 1.0), *C = frand(nc, 1.0);
+         float *dA = dev(A, FB(na)), *dB = dev(Bm, FB(nb)), *dC = dev(C, FB(nc));
+         cpu->gemm(ta, tb, M, N, K, 0.7f, A, lda, Bm, ldb, 0.3f, C, ldc);
+         gpu->gemm(ta, tb, M, N, K, 0.7f, dA, lda, dB, ldb, 0.3f, dC, ldc);
+         SYNC_OK();
+         char what[64];
+         snprintf(what, sizeof what, "gemm %s ta=%d tb=%d", name, ta, tb);
+         expect_f(what, dC, C, nc, tol);
+         hrm_cuda_free(dA);
+         hrm_cuda_free(dB);
+         hrm_cuda_free(dC);
+         free(A);
+         free(Bm);
+         free(C);
+      }
+   }
+}
+
+static void test_linear(int mode, double tol, const char *name) {
+   hrm_cuda_set_gemm_mode(mode);
+   const int64_t N = 70;
+   const int C = 48, OC = 40;
+   float *x = frand(N * C, 1.0), *w = frand((int64_t)OC * C, 0.2), *b = frand(OC, 1.0);
+   float *out = frand(N * OC, 1.0), *dout = frand(N * OC, 1.0);
+   float *dx = frand(N * C, 1.0), *dw = frand((int64_t)OC * C, 1.0), *db = frand(OC, 1.0);
+   float *d_x = dev(x, FB(N * C)), *d_w = dev(w, FB(OC * C)), *d_b = dev(b, FB(OC));
+   float *d_out = dev(NULL, FB(N * OC)), *d_dout = dev(dout, FB(N * OC));
+   float *d_dx = dev(dx, FB(N * C)), *d_dw = dev(dw, FB(OC * C)), *d_db = dev(db, FB(OC));
+   cpu->linear_forward(out, x, w, b, N, C, OC);
+   gpu->linear_forward(d_out, d_x, d_w, d_b, N, C, OC);
+   cpu->linear_backward(dx, dw, db, dout, x, w, N, C, OC, 1.0f);
+   gpu->linear_backward(d_dx, d_dw, d_db, d_dout, d_x, d_w, N, C, OC, 1.0f);
+   SYNC_OK();
+   char what[64];
+   snprintf(what, sizeof what, "linear_forward %s", name);
+   expect_f(what, d_out, out, N * OC, tol);
+   snprintf(what, sizeof what, "linear_backward dinp %s", name);
+   expect_f(what, d_dx, dx, N * C, tol);
+   snprintf(what, sizeof what, "linear_backward dweight %s", name);
+   expect_f(what, d_dw, dw, (int64_t)OC * C, tol);
+   expect_f("linear_backward dbias", d_db, db, OC, 1e-5);
+   void *ps[] = {d_x, d_w, d_b, d_out, d_dout, d_dx, d_dw, d_db};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(x), free(w), free(b), free(out), free(dout), free(dx), free(dw), free(db);
+}
+
+static void test_gemm_bf16(void) {
+   const int64_t M = 64, N = 96, K = 128;
+   for (int ta = 0; ta < 2; ta++) {
+      for (int tb = 0; tb < 2; tb++) {
+         const int64_t lda = ta ? M : K, ldb = tb ? K : N, na = M * K, nb = K * N;
+         float *A = frand(na, 1.0), *Bm = frand(nb, 1.0), *C = frand(M * N, 1.0);
+         float *d_Araw = dev(A, FB(na));  // unrounded: the cast kernel rounds it
+         uint16_t *hA = malloc(2 * (size_t)na), *hB = malloc(2 * (size_t)nb);
+         for (int64_t i = 0; i < na; i++) {
+            hA[i] = hrm_f32_to_bf16(A[i]);
+            A[i] = hrm_bf16_to_f32(hA[i]);
+         }
+         for (int64_t i = 0; i < nb; i++) {
+            hB[i] = hrm_f32_to_bf16(Bm[i]);
+            Bm[i] = hrm_bf16_to_f32(hB[i]);
+         }
+         uint16_t *dA = dev(NULL, 2 * (size_t)na), *dB = dev(hB, 2 * (size_t)nb);
+         float *dC = dev(C, FB(M * N));
+         hrm_cuda_f32_to_bf16_forward(dA, d_Araw, na);
+         SYNC_OK();
+         uint16_t *gA = host_of(dA, 2 * (size_t)na);
+         CHECK(memcmp(gA, hA, 2 * (size_t)na) == 0);  // round to nearest even, as the host
+         cpu->gemm(ta, tb, M, N, K, 1.0f, A, lda, Bm, ldb, 0.5f, C, N);
+         hrm_cuda_gemm_bf16_forward(ta, tb, M, N, K, 1.0f, dA, lda, dB, ldb, 0.5f, dC, N);
+         SYNC_OK();
+         char what[64];
+         snprintf(what, sizeof what, "gemm_bf16 ta=%d tb=%d", ta, tb);
+         expect_f(what, dC, C, M * N, 1e-4);
+         hrm_cuda_free(d_Araw), hrm_cuda_free(dA), hrm_cuda_free(dB), hrm_cuda_free(dC);
+         free(A), free(Bm), free(C), free(hA), free(hB), free(gA);
+      }
+   }
+}
+
+/* ---- embedding ------------------------------------------------------------------------------ */
+
+static void test_embedding(int learned) {
+   const int B = 3, S = 7, P = 2, D = 40, E = 70, V = 11, T = S + P;
+   const float scale = sqrtf((float)D);
+   int32_t inputs[3 * 7];
+   for (int i = 0; i < B * S; i++) inputs[i] = (int32_t)(urand() * V);
+   inputs[0] = inputs[1] = 4;  // duplicate tokens meet in the scatter
+   float *tok = frand((int64_t)V * D, 1.0), *prefix = frand((int64_t)B * E, 1.0);
+   float *pos = learned ? frand((int64_t)T * D, 1.0) : NULL;
+   float *out = frand((int64_t)B * T * D, 1.0), *dout = frand((int64_t)B * T * D, 1.0);
+   float *dtok = frand((int64_t)V * D, 1.0), *dprefix = frand((int64_t)B * E, 1.0);
+   float *dpos = learned ? frand((int64_t)T * D, 1.0) : NULL;
+   int32_t *d_in = dev(inputs, sizeof inputs);
+   float *d_tok = dev(tok, FB(V * D)), *d_prefix = dev(prefix, FB(B * E));
+   float *d_pos = learned ? dev(pos, FB(T * D)) : NULL;
+   float *d_out = dev(NULL, FB(B * T * D)), *d_dout = dev(dout, FB(B * T * D));
+   float *d_dtok = dev(dtok, FB(V * D)), *d_dprefix = dev(dprefix, FB(B * E));
+   float *d_dpos = learned ? dev(dpos, FB(T * D)) : NULL;
+   cpu->embedding_forward(out, inputs, tok, prefix, pos, B, S, P, D, E, scale);
+   gpu->embedding_forward(d_out, d_in, d_tok, d_prefix, d_pos, B, S, P, D, E, scale);
+   cpu->embedding_backward(dtok, dprefix, dpos, dout, inputs, B, S, P, D, E, scale, learned);
+   gpu->embedding_backward(d_dtok, d_dprefix, d_dpos, d_dout, d_in, B, S, P, D, E, scale,
+                           learned);
+   SYNC_OK();
+   expect_f(learned ? "embedding_forward (learned)" : "embedding_forward", d_out, out,
+            (int64_t)B * T * D, 1e-6);
+   expect_f("embedding_backward dtok", d_dtok, dtok, (int64_t)V * D, 1e-5);
+   expect_f("embedding_backward dprefix", d_dprefix, dprefix, (int64_t)B * E, 1e-6);
+   if (learned) expect_f("embedding_backward dpos", d_dpos, dpos, (int64_t)T * D, 1e-5);
+   /* no prefix table */
+   cpu->embedding_forward(out, inputs, tok, NULL, pos, B, S, P, D, E, scale);
+   gpu->embedding_forward(d_out, d_in, d_tok, NULL, d_pos, B, S, P, D, E, scale);
+   SYNC_OK();
+   expect_f("embedding_forward (no prefix)", d_out, out, (int64_t)B * T * D, 1e-6);
+   void *ps[] = {d_in, d_tok, d_prefix, d_pos, d_out, d_dout, d_dtok, d_dprefix, d_dpos};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(tok), free(prefix), free(pos), free(out), free(dout), free(dtok), free(dprefix);
+   free(dpos);
+}
+
+/* ---- RMSNorm, residual, SwiGLU, RoPE -------------------------------------------------------- */
+
+static void test_rmsnorm(void) {
+   const int64_t N = 37;
+   const int D = 96;
+   const float eps = 1e-5f;
+   float *x = frand(N * D, 2.0), *b = frand(N * D, 1.0), *dy = frand(N * D, 1.0);
+   float *y = frand(N * D, 1.0), *r = frand(N, 1.0), *dx = frand(N * D, 1.0);
+   float *d_x = dev(x, FB(N * D)), *d_b = dev(b, FB(N * D)), *d_dy = dev(dy, FB(N * D));
+   float *d_y = dev(NULL, FB(N * D)), *d_r = dev(NULL, FB(N)), *d_dx = dev(NULL, FB(N * D));
+   cpu->rmsnorm_forward(y, r, x, N, D, eps);
+   gpu->rmsnorm_forward(d_y, d_r, d_x, N, D, eps);
+   cpu->rmsnorm_backward(dx, dy, y, r, N, D);
+   gpu->rmsnorm_backward(d_dx, d_dy, d_y, d_r, N, D);
+   SYNC_OK();
+   expect_f("rmsnorm_forward", d_y, y, N * D, 1e-5);
+   expect_f("rmsnorm_forward rstd", d_r, r, N, 1e-5);
+   expect_f("rmsnorm_backward", d_dx, dx, N * D, 1e-5);
+   /* in place, as model.c calls it */
+   gpu->rmsnorm_backward(d_dy, d_dy, d_y, d_r, N, D);
+   SYNC_OK();
+   expect_f("rmsnorm_backward in place", d_dy, dx, N * D, 1e-5);
+   /* fused residual + rmsnorm against residual then rmsnorm, output aliasing an input */
+   float *s = frand(N * D, 1.0), *d_s = dev(NULL, FB(N * D));
+   cpu->residual_forward(s, x, b, N * D);
+   cpu->rmsnorm_forward(y, r, s, N, D, eps);
+   hrm_cuda_residual_rmsnorm_forward(d_y, d_r, d_s, d_x, d_b, N, D, eps);
+   SYNC_OK();
+   expect_f("residual_rmsnorm sum", d_s, s, N * D, 1e-6);
+   expect_f("residual_rmsnorm out", d_y, y, N * D, 1e-5);
+   hrm_cuda_residual_rmsnorm_forward(d_x, NULL, NULL, d_x, d_b, N, D, eps);
+   SYNC_OK();
+   expect_f("residual_rmsnorm in place", d_x, y, N * D, 1e-5);
+   void *ps[] = {d_x, d_b, d_dy, d_y, d_r, d_dx, d_s};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(x), free(b), free(dy), free(y), free(r), free(dx), free(s);
+}
+
+static void test_pointwise(void) {
+   const int64_t N = 29;
+   const int I = 77;
+   float *gu = frand(N * 2 * I, 4.0), *dout = frand(N * I, 1.0);
+   float *out = frand(N * I, 1.0), *dgu = frand(N * 2 * I, 1.0);
+   float *d_gu = dev(gu, FB(N * 2 * I)), *d_dout = dev(dout, FB(N * I));
+   float *d_out = dev(NULL, FB(N * I)), *d_dgu = dev(NULL, FB(N * 2 * I));
+   cpu->swiglu_forward(out, gu, N, I);
+   gpu->swiglu_forward(d_out, d_gu, N, I);
+   cpu->swiglu_backward(dgu, dout, gu, N, I);
+   gpu->swiglu_backward(d_dgu, d_dout, d_gu, N, I);
+   SYNC_OK();
+   expect_f("swiglu_forward", d_out, out, N * I, 1e-5);
+   expect_f("swiglu_backward", d_dgu, dgu, N * 2 * I, 1e-5);
+   /* residual, writing over its first operand */
+   const int64_t n = N * I;
+   float *a = frand(n, 1.0), *b = frand(n, 1.0), *sum = frand(n, 1.0);
+   float *d_a = dev(a, FB(n)), *d_b = dev(b, FB(n));
+   cpu->residual_forward(sum, a, b, n);
+   gpu->residual_forward(d_a, d_a, d_b, n);
+   SYNC_OK();
+   expect_f("residual_forward", d_a, sum, n, 0.0);
+   void *ps[] = {d_gu, d_dout, d_out, d_dgu, d_a, d_b};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(gu), free(dout), free(out), free(dgu), free(a), free(b), free(sum);
+}
+
+static void test_rope(void) {
+   const int B = 2, T = 13, NH = 3, HD = 64, D = NH * HD;
+   const int64_t n = (int64_t)B * T * 3 * D;
+   float *cs = malloc(FB(T * HD)), *sn = malloc(FB(T * HD));
+   hrm_cpu_rope_tables(cs, sn, T, HD, 10000.0);
+   float *qkv = frand(n, 1.0), *d_qkv = dev(qkv, FB(n));
+   float *d_cs = dev(cs, FB(T * HD)), *d_sn = dev(sn, FB(T * HD));
+   cpu->rope_forward(qkv, cs, sn, B, T, NH, HD);
+   gpu->rope_forward(d_qkv, d_cs, d_sn, B, T, NH, HD);
+   SYNC_OK();
+   expect_f("rope_forward", d_qkv, qkv, n, 1e-6);
+   cpu->rope_backward(qkv, cs, sn, B, T, NH, HD);
+   gpu->rope_backward(d_qkv, d_cs, d_sn, B, T, NH, HD);
+   SYNC_OK();
+   expect_f("rope_backward", d_qkv, qkv, n, 1e-6);
+   hrm_cuda_free(d_qkv), hrm_cuda_free(d_cs), hrm_cuda_free(d_sn);
+   free(cs), free(sn), free(qkv);
+}
+
+/* ---- attention ------------------------------------------------------------------------------ */
+
+static void test_attention(int B, int T, int NH, int HD) {
+   const int D = NH * HD;
+   const int64_t nq = (int64_t)B * T * 3 * D, no = (int64_t)B * T * D;
+   const int64_t na = (int64_t)B * NH * T * T;
+   float *qkv = frand(nq, 1.5), *dout = frand(no, 1.0);
+   float *out = malloc(FB(no)), *att = malloc(FB(na)), *datt = malloc(FB(na));
+   float *dqkv = malloc(FB(nq));
+   float *d_qkv = dev(qkv, FB(nq)), *d_dout = dev(dout, FB(no)), *d_out = dev(NULL, FB(no));
+   float *d_att = dev(NULL, FB(na)), *d_datt = dev(NULL, FB(na)), *d_dqkv = dev(NULL, FB(nq));
+   cpu->attention_forward(out, att, qkv, B, T, NH, HD);
+   gpu->attention_forward(d_out, d_att, d_qkv, B, T, NH, HD);
+   cpu->attention_backward(dqkv, datt, dout, qkv, att, B, T, NH, HD);
+   gpu->attention_backward(d_dqkv, d_datt, d_dout, d_qkv, d_att, B, T, NH, HD);
+   SYNC_OK();
+   char what[96];
+   snprintf(what, sizeof what, "attention_forward out B%d T%d NH%d HD%d", B, T, NH, HD);
+   expect_f(what, d_out, out, no, 1e-5);
+   snprintf(what, sizeof what, "attention_forward att B%d T%d NH%d HD%d", B, T, NH, HD);
+   expect_f(what, d_att, att, na, 1e-5);
+   snprintf(what, sizeof what, "attention_backward dqkv B%d T%d NH%d HD%d", B, T, NH, HD);
+   expect_f(what, d_dqkv, dqkv, nq, 1e-5);
+   snprintf(what, sizeof what, "attention_backward dS B%d T%d NH%d HD%d", B, T, NH, HD);
+   expect_f(what, d_datt, datt, na, 1e-5);
+   void *ps[] = {d_qkv, d_dout, d_out, d_att, d_datt, d_dqkv};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(qkv), free(dout), free(out), free(att), free(datt), free(dqkv);
+}
+
+/* ---- losses and argmax ---------------------------------------------------------------------- */
+
+static void test_losses(int V) {
+   const int64_t N = 50;
+   float *x = frand(N * V, 3.0), *dx = malloc(FB(N * V));
+   int32_t *y = malloc(sizeof(int32_t) * (size_t)N);
+   for (int64_t i = 0; i < N; i++) y[i] = i % 7 == 3 ? HRM_IGNORE_LABEL : (int32_t)(urand() * V);
+   double *w = drand_pos(N), *loss = malloc(sizeof(double) * (size_t)N);
+   float *d_x = dev(x, FB(N * V)), *d_dx = dev(NULL, FB(N * V));
+   int32_t *d_y = dev(y, sizeof(int32_t) * (size_t)N);
+   double *d_w = dev(w, sizeof(double) * (size_t)N), *d_loss = dev(NULL, sizeof(double) * (size_t)N);
+   char what[64];
+   for (int kind = 0; kind < 2; kind++) {
+      const char *nm = kind == 0 ? "stablemax" : "softmax";
+      if (kind == 0) {
+         cpu->stablemax_ce_forward(loss, x, y, N, V);
+         gpu->stablemax_ce_forward(d_loss, d_x, d_y, N, V);
+         cpu->stablemax_ce_backward(dx, w, x, y, N, V);
+         gpu->stablemax_ce_backward(d_dx, d_w, d_x, d_y, N, V);
+      } else {
+         cpu->softmax_ce_forward(loss, x, y, N, V);
+         gpu->softmax_ce_forward(d_loss, d_x, d_y, N, V);
+         cpu->softmax_ce_backward(dx, w, x, y, N, V);
+         gpu->softmax_ce_backward(d_dx, d_w, d_x, d_y, N, V);
+      }
+      SYNC_OK();
+      snprintf(what, sizeof what, "%s_ce_forward V=%d", nm, V);
+      expect_d(what, d_loss, loss, N, 1e-10);
+      snprintf(what, sizeof what, "%s_ce_backward V=%d", nm, V);
+      expect_f(what, d_dx, dx, N * V, 1e-6);
+   }
+   /* BCE on N logits against targets in [0, 1] */
+   float *t = frand(N, 0.5);
+   for (int64_t i = 0; i < N; i++) t[i] += 0.5f;
+   float *d_t = dev(t, FB(N)), *g = malloc(FB(N)), *d_g = dev(NULL, FB(N));
+   cpu->bce_logits_forward(loss, x, t, N);
+   gpu->bce_logits_forward(d_loss, d_x, d_t, N);
+   cpu->bce_logits_backward(g, w, x, t, N);
+   gpu->bce_logits_backward(d_g, d_w, d_x, d_t, N);
+   SYNC_OK();
+   expect_d("bce_logits_forward", d_loss, loss, N, 1e-10);
+   expect_f("bce_logits_backward", d_g, g, N, 1e-6);
+   /* argmax with ties: logits rounded to a coarse grid */
+   for (int64_t i = 0; i < N * V; i++) x[i] = roundf(x[i]);
+   int32_t *pred = malloc(sizeof(int32_t) * (size_t)N), *d_pred = dev(NULL, sizeof(int32_t) * (size_t)N);
+   hrm_cuda_memcpy(d_x, HRM_DEVICE_CUDA, x, HRM_DEVICE_CPU, FB(N * V));
+   cpu->argmax_forward(pred, x, N, V);
+   gpu->argmax_forward(d_pred, d_x, N, V);
+   SYNC_OK();
+   int32_t *gp = host_of(d_pred, sizeof(int32_t) * (size_t)N);
+   CHECK(memcmp(gp, pred, sizeof(int32_t) * (size_t)N) == 0);
+   void *ps[] = {d_x, d_dx, d_y, d_w, d_loss, d_t, d_g, d_pred};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(x), free(dx), free(y), free(w), free(loss), free(t), free(g), free(pred), free(gp);
+}
+
+/* ---- optimizer updates ---------------------------------------------------------------------- */
+
+static void test_updates(void) {
+   const int64_t n = 10007;
+   float *p = frand(n, 1.0), *m = frand(n, 0.1), *v = frand(n, 0.1), *g = frand(n, 1.0);
+   for (int64_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
+   for (int rule = 0; rule < 2; rule++) {
+      float *d_p = dev(p, FB(n)), *d_m = dev(m, FB(n)), *d_v = dev(v, FB(n)), *d_g = dev(g, FB(n));
+      float *hp = fdup(p, n), *hm = fdup(m, n), *hv = fdup(v, n);
+      if (rule == 0) {
+         cpu->adam_atan2_update(hp, hm, hv, g, n, 1e-3f, 0.999f, 0.1f, 0.05f, 1.5f, 0.3f);
+         gpu->adam_atan2_update(d_p, d_m, d_v, d_g, n, 1e-3f, 0.999f, 0.1f, 0.05f, 1.5f, 0.3f);
+      } else {
+         cpu->adamw_update(hp, hm, hv, g, n, 1e-3f, 0.999f, 0.1f, 0.95f, 0.3f, 1e-8f);
+         gpu->adamw_update(d_p, d_m, d_v, d_g, n, 1e-3f, 0.999f, 0.1f, 0.95f, 0.3f, 1e-8f);
+      }
+      SYNC_OK();
+      expect_f(rule == 0 ? "adam_atan2 p" : "adamw p", d_p, hp, n, 1e-6);
+      expect_f(rule == 0 ? "adam_atan2 m" : "adamw m", d_m, hm, n, 1e-6);
+      expect_f(rule == 0 ? "adam_atan2 v" : "adamw v", d_v, hv, n, 1e-6);
+      hrm_cuda_free(d_p), hrm_cuda_free(d_m), hrm_cuda_free(d_v), hrm_cuda_free(d_g);
+      free(hp), free(hm), free(hv);
+   }
+   /* sign-SGD: duplicate ids are summed before the sign; untouched rows keep their values */
+   const int64_t rows = 9, U = 7;
+   const int E = 300;
+   int32_t ids[7] = {3, 0, 3, 8, 5, 0, 3};
+   float *table = frand(rows * E, 1.0), *grad = frand(U * E, 1.0);
+   grad[0] = 0.0f, grad[2 * E] = 0.0f, grad[6 * E] = 0.0f;  // a zero sum: sign 0
+   float *d_table = dev(table, FB(rows * E)), *d_grad = dev(grad, FB(U * E));
+   int32_t *d_ids = dev(ids, sizeof ids);
+   cpu->signsgd_update(table, grad, ids, U, E, 0.01f, 0.1f);
+   gpu->signsgd_update(d_table, d_grad, d_ids, U, E, 0.01f, 0.1f);
+   SYNC_OK();
+   expect_f("signsgd_update", d_table, table, rows * E, 1e-6);
+   hrm_cuda_free(d_table), hrm_cuda_free(d_grad), hrm_cuda_free(d_ids);
+   free(table), free(grad), free(p), free(m), free(v), free(g);
+}
+
+int main(void) {
+   if (!hrm_cuda_available()) {
+      printf("test_cuda_ops: no CUDA device, skipped\n");
+      return 77;
+   }
+   CHECK_OK(hrm_cuda_init());
+   test_gemm(HRM_CUDA_GEMM_F32, 1e-5, "f32");
+   test_gemm(HRM_CUDA_GEMM_TF32, 5e-3, "tf32");
+   test_gemm(HRM_CUDA_GEMM_BF16, 1e-2, "bf16");
+   test_linear(HRM_CUDA_GEMM_F32, 1e-5, "f32");
+   test_linear(HRM_CUDA_GEMM_BF16, 1e-2, "bf16");
+   hrm_cuda_set_gemm_mode(HRM_CUDA_GEMM_F32);
+   test_gemm_bf16();
+   test_embedding(0);
+   test_embedding(1);
+   test_rmsnorm();
+   test_pointwise();
+   test_rope();
+   test_attention(2, 82, 2, 64);   // Sudoku: 81 cells + 1 puzzle position
+   test_attention(1, 33, 3, 32);
+   test_attention(1, 130, 1, 128);
+   test_attention(3, 1, 2, 64);
+   test_losses(11);
+   test_losses(70);
+   test_updates();
+   CHECK_OK(hrm_cuda_sync());
+   hrm_cuda_shutdown();
+   return check_summary("test_cuda_ops");
+}
