@@ -223,6 +223,8 @@ void hrm_config_default(hrm_config *cfg);
 int hrm_config_check(const hrm_config *cfg);
 
 int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t device);
+/* The same model with every tensor zero and no random init: for loading weights into it. */
+int hrm_model_new_empty(hrm_model **out, const hrm_config *cfg, int32_t device);
 void hrm_model_free(hrm_model *m);
 int hrm_model_get_config(const hrm_model *m, hrm_config *out);
 /* Change the halting controls of a live model (curricula): halt_max_steps >= 1, prob in [0, 1]. */

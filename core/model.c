@@ -103,7 +103,9 @@ static int init_params(hrm_model *m) {
    return HRM_OK;
 }
 
-int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t device) {
+/* Builds the model; init = 0 leaves every tensor zero (a loader overwrites them next). */
+static int model_build(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t device,
+                       int init) {
    HRM_CHECK(out, HRM_ERR_ARG, "model_new: out is NULL");
    *out = NULL;
    HRM_TRY(hrm_config_check(cfg));
@@ -162,12 +164,20 @@ int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t
       }
       hrm_cpu_rope_tables(m->rope_cos, m->rope_sin, m->T, m->HD, cfg->rope_theta);
    }
-   if ((rc = init_params(m)) != HRM_OK) goto fail;
+   if (init && (rc = init_params(m)) != HRM_OK) goto fail;
    *out = m;
    return HRM_OK;
 fail:
    hrm_model_free(m);
    return rc;
+}
+
+int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t device) {
+   return model_build(out, cfg, seed, device, 1);
+}
+
+int hrm_model_new_empty(hrm_model **out, const hrm_config *cfg, int32_t device) {
+   return model_build(out, cfg, 0, device, 0);
 }
 
 static void arena_release(hrm_arena *a) {

@@ -33,7 +33,8 @@ local function handle(self)
    return h
 end
 
--- hrm.Model(cfg [, {device = "cpu", seed = n}])
+-- hrm.Model(cfg [, {device = "cpu", seed = n, empty = false}]); empty = true skips the random
+-- init (every tensor zero), for models whose weights are loaded next.
 local function new(cfg, opts)
    if type(cfg) ~= "table" then
       error("hrm.Model: bad argument #1 (cfg): expected a config table (hrm.config.hrm_v1{...}), got " ..
@@ -51,7 +52,8 @@ local function new(cfg, opts)
       error("hrm.Model: option 'seed' must be a non-negative integer, got " .. tostring(seed), 2)
    end
    local out = ffi.new("hrm_model *[1]")
-   check(C.hrm_model_new(out, c, seed, device == "cuda" and 1 or 0), 2)
+   local dev = device == "cuda" and 1 or 0
+   check(opts.empty and C.hrm_model_new_empty(out, c, dev) or C.hrm_model_new(out, c, seed, dev), 2)
    return setmetatable({ _h = ffi.gc(out[0], C.hrm_model_free), cfg = config.from_c(c), device = device },
                        Model)
 end

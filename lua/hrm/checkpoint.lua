@@ -250,7 +250,7 @@ end
 -- exactly the model's plus optim.* and carry.* entries.
 local function build_model(f, meta, path, opts)
    local cfg = from_json(meta.model.config, "model.config")
-   local ok, model = pcall(Model, cfg, { device = opts.device or meta.model.device })
+   local ok, model = pcall(Model, cfg, { device = opts.device or meta.model.device, empty = true })
    if not ok then fail("'%s': cannot build the stored model: %s", path, tostring(model)) end
    local h = model._h
    local unknown, missing = {}, {}
