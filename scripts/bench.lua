@@ -86,10 +86,12 @@ end
 
 -- The PyTorch twin on the same config: its output lines and the RESULT fields, or nil, reason.
 local function torch_bench(name, B, steps)
-   local probe = io.popen(opts.python .. " -c 'import torch' 2>&1")
-   local err = probe:read("*a")
-   if not probe:close() then
-      return nil, "PyTorch is not importable with " .. opts.python .. " (" .. (err:match("[^\n]*Error[^\n]*") or "no interpreter") .. ")"
+   local probe = io.popen(opts.python .. " -c 'import torch; print(\"torch-ok\")' 2>&1")
+   local got = probe:read("*a")
+   probe:close()
+   if not got:find("torch-ok", 1, true) then
+      return nil, "PyTorch is not importable with " .. opts.python .. " (" ..
+                  (got:match("[^\n]*Error[^\n]*") or got:match("[^\n]+") or "no output") .. ")"
    end
    local here = (debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".")
    local script = here .. "/ref/bench_torch.py"

@@ -51,6 +51,7 @@ void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, 
                                int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
+   hrm_cpu_gemm_serial(1);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
       const int64_t b = bh / NH, h = bh % NH;
@@ -58,12 +59,14 @@ void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, 
       head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
                    scale);
    }
+   hrm_cpu_gemm_serial(0);
 }
 
 void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const float *cos_t,
                                     const float *sin_t, int B, int T, int NH, int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
+   hrm_cpu_gemm_serial(1);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
       const int64_t b = bh / NH, h = bh % NH;
@@ -73,6 +76,7 @@ void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const fl
       head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
                    scale);
    }
+   hrm_cpu_gemm_serial(0);
 }
 
 void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout,
@@ -80,6 +84,7 @@ void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout
                                      const float *sin_t, int B, int T, int NH, int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
+   hrm_cpu_gemm_serial(1);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
       const int64_t b = bh / NH, h = bh % NH;
@@ -105,6 +110,7 @@ void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout
          hrm_cpu_rope_rows(dk, 3 * D, T, HD, cos_t, sin_t, -1.0f);
       }
    }
+   hrm_cpu_gemm_serial(0);
 }
 
 void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,

@@ -11,6 +11,7 @@
  */
 #include "gemm.h"
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,11 +72,26 @@ const char *hrm_cpu_gemm_name(void) {
    return name;
 }
 
+#if !defined(HRM_GEMM_DNNL)
+static int blas_threads;  // OpenBLAS's own thread count, restored after a serial section
+#endif
+
 void hrm_cpu_gemm_set_threads(int n) {
 #if defined(HRM_GEMM_DNNL)
    (void)n; /* oneDNN follows omp_set_num_threads */
 #else
    openblas_set_num_threads(n);
+   blas_threads = n;
+#endif
+}
+
+void hrm_cpu_gemm_serial(int on) {
+#if defined(HRM_GEMM_DNNL)
+   (void)on; /* oneDNN runs single-threaded inside an OpenMP parallel region by itself */
+#else
+   /* a pthread OpenBLAS would start its own threads from every OpenMP thread */
+   if (blas_threads == 0) blas_threads = openblas_get_num_threads();
+   openblas_set_num_threads(on ? 1 : blas_threads);
 #endif
 }
 
@@ -85,8 +101,8 @@ static int gemm_dtype = HRM_DTYPE_F32;
 
 #if defined(HRM_GEMM_DNNL)
 typedef struct mm_prim {
-   int64_t M, N, K, lda, ldb, ldc;
-   int ta, tb;
+   int64_t M, N, K, ldc;
+   int ta, tb, nthr;  // nthr: OpenMP threads when created (oneDNN plans its split for them)
    float alpha, beta;
    dnnl_memory_desc_t a, b, c;
    dnnl_primitive_t prim;
@@ -133,10 +149,11 @@ static int mm_reserve(int which, size_t n) {
 /* The matmul primitive for this call's shape, created on first use (NULL if oneDNN refuses). */
 static mm_prim *mm_get(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, float beta,
                        int64_t ldc) {
+   const int nthr = omp_get_max_threads();
    for (int i = 0; i < mm_count; i++) {
       mm_prim *e = &mm_cache[i];
       if (e->M == M && e->N == N && e->K == K && e->ta == ta && e->tb == tb &&
-          e->alpha == alpha && e->beta == beta && e->ldc == ldc)
+          e->alpha == alpha && e->beta == beta && e->ldc == ldc && e->nthr == nthr)
          return e;
    }
    if (!mm_engine && (dnnl_engine_create(&mm_engine, dnnl_cpu, 0) != dnnl_success ||
@@ -174,7 +191,7 @@ static mm_prim *mm_get(int ta, int tb, int64_t M, int64_t N, int64_t K, float al
    if (attr) dnnl_primitive_attr_destroy(attr);
    if (!ok) return NULL;
    e->M = M, e->N = N, e->K = K, e->ta = ta, e->tb = tb, e->alpha = alpha, e->beta = beta;
-   e->ldc = ldc;
+   e->ldc = ldc, e->nthr = nthr;
    if (mm_count < MM_CACHE) mm_count++;
    return e;
 }

@@ -3,15 +3,17 @@
 One step is what `hrm scripts/bench.lua` times: an ACT segment (no-grad cycles, the 1-step
 gradient calls, heads), the target-Q forward, the losses, the backward and the update
 (AdamATan2 as hrm_ref.AdamATan2, plus sign-SGD on the puzzle rows). fp32 by default; --bf16
-runs the model under CPU autocast (bf16 matmuls, as hrm's bf16 GEMM option). FLOPs are counted with the
-same formula as bench.lua, so the GFLOP/s of both are comparable. PyTorch's version, thread
-count and BLAS/oneDNN build configuration are printed so a handicapped baseline is visible.
+runs the model under CPU autocast (bf16 matmuls, as hrm's bf16 GEMM option). FLOPs are counted
+with the same formula as bench.lua, so the GFLOP/s of both are comparable. PyTorch's version,
+thread counts and BLAS/oneDNN configuration (build settings and the BLAS library actually
+loaded) are printed so a handicapped baseline is visible. "N threads" means N in PyTorch's
+OpenMP pool and N in a pthread OpenBLAS, which torch.set_num_threads alone does not reach.
 
     /usr/bin/python3 scripts/ref/bench_torch.py [--config hrm_v1|small] [--batch N]
                                                [--threads N[,N...]] [--steps N] [--bf16]
 
-With several thread counts it reports each and marks the fastest; the last line is a
-machine-readable summary of the fastest ("RESULT step_s=... threads=... gflops=...").
+With several thread counts it reports each; the last line is a machine-readable summary of
+the fastest ("RESULT step_s=... threads=... gflops=... dtype=...").
 """
 
 import argparse
@@ -175,9 +177,11 @@ def main():
     best = None
     for n in [int(x) for x in a.threads.split(",")]:
         dt = bench(c, B, n, steps, a.bf16)
-        print("== %s%s, batch %d, %d threads (OpenBLAS %s): step %.3f s  %.1f samples/s  %.1f GFLOP/s "
-              "(%.1f GFLOP/step)" % (a.config, " bf16" if a.bf16 else "", B, n,
-                                   ",".join(map(str, set_blas_threads(n))) or "-", dt, B / dt, flops / dt / 1e9, flops / 1e9))
+        blas_threads = ",".join(map(str, set_blas_threads(n))) or "-"
+        print("== %s%s, batch %d, %d threads (OpenBLAS %s): step %.3f s  %.1f samples/s  "
+              "%.1f GFLOP/s (%.1f GFLOP/step)" % (a.config, " bf16" if a.bf16 else "", B, n,
+                                                  blas_threads, dt, B / dt, flops / dt / 1e9,
+                                                  flops / 1e9))
         if best is None or dt < best[0]:
             best = (dt, n)
     dt, n = best
