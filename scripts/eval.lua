@@ -10,6 +10,7 @@ local ffi = require "ffi"
 local train = require "hrm.train"
 local json = require "hrm.json"
 local progress = require "hrm.progress"
+local cli = require "hrm.cli"
 
 local PROG = "eval.lua"
 
@@ -46,10 +47,7 @@ evaluation
   --help                  this text
 ]]
 
-local function die(msg)
-   io.stderr:write(PROG, ": ", msg, "\n")
-   os.exit(1)
-end
+local function die(msg) cli.die(PROG, msg) end
 
 local KINDS = {
    config = "str", set = "list", ema = "flag", threads = "int", device = "str", task = "str", size = "int",
@@ -58,100 +56,8 @@ local KINDS = {
    seed = "int0", batch = "int", halt = "str", submission = "str", json = "flag", help = "flag",
 }
 
-local function convert(name, kind, v)
-   if kind == "str" or kind == "list" then return v end
-   if kind == "range" then
-      local a, b = v:match("^(%d+)%-(%d+)$")
-      if a and tonumber(a) <= tonumber(b) then return { tonumber(a), tonumber(b) } end
-      if v:match("^%d+$") then return tonumber(v) end
-      die(string.format("--%s expects a number or a range A-B, got '%s'", name, v))
-   end
-   local n = tonumber(v)
-   local lo = kind == "int0" and 0 or 1
-   if not n or n ~= math.floor(n) or n < lo or n > 2^53 then
-      die(string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v))
-   end
-   return n
-end
-
-local function parse(argv)
-   local a = { set = {}, gen = {}, positional = {} }
-   local i = 1
-   while i <= #argv do
-      local s = argv[i]
-      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then name = s:match("^%-%-([%w%-]+)$") end
-      if s == "-h" then name = "help" end
-      if not name then
-         if s:sub(1, 1) == "-" and s ~= "-" then die("unknown option " .. s .. " (see --help)") end
-         a.positional[#a.positional + 1] = s
-      else
-         local kind = KINDS[name]
-         if not kind then die("unknown option --" .. name .. " (see --help)") end
-         if kind == "flag" then
-            if value then die("--" .. name .. " takes no value") end
-            a[name] = true
-         else
-            if value == nil then
-               i = i + 1
-               value = argv[i]
-               if value == nil then die("--" .. name .. " needs a value") end
-            end
-            local v = convert(name, kind, value)
-            if kind == "list" then a[name][#a[name] + 1] = v else a[name] = v end
-         end
-      end
-      i = i + 1
-   end
-   return a
-end
-
-local function pairs_table(list, what)
-   local t = {}
-   for _, s in ipairs(list) do
-      local k, v = s:match("^([%w_]+)=(.*)$")
-      if not k then die(string.format("--%s expects KEY=VALUE, got '%s'", what, s)) end
-      local x, y = v:match("^(%-?[%d.]+)%-(%-?[%d.]+)$")
-      if tonumber(v) then t[k] = tonumber(v)
-      elseif x and tonumber(x) and tonumber(y) then t[k] = { tonumber(x), tonumber(y) }
-      elseif v == "true" or v == "false" then t[k] = v == "true"
-      else t[k] = v end
-   end
-   return t
-end
-
-local function exists(p)
-   local f = io.open(p, "rb")
-   if f then f:close() return true end
-   return false
-end
-
-local function is_dir(p)
-   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
-   return r == 0 or r == true
-end
-
-local function clean(msg) return (tostring(msg):gsub("^[^\n]-:%d+: ", "")) end
-
--- ---- model ---------------------------------------------------------------------------------------
-
-local function config_of(a)
-   if not a.config then return nil end
-   local over = pairs_table(a.set, "set")
-   local ok, cfg
-   if a.config == "tiny" or a.config == "small" or a.config == "hrm_v1" then
-      ok, cfg = pcall(hrm.config.preset, a.config, over)
-      if not ok then die("--config: " .. clean(cfg)) end
-   else
-      if not exists(a.config) then die("--config: no such file: " .. a.config) end
-      local chunk, err = loadfile(a.config)
-      if not chunk then die("--config: " .. clean(err)) end
-      ok, cfg = pcall(chunk)
-      if not ok or type(cfg) ~= "table" then die("--config: " .. a.config .. " must return a table of config fields") end
-      for k, v in pairs(over) do cfg[k] = v end
-   end
-   return cfg
-end
+local function pairs_table(list, what) return cli.pairs_table(PROG, list, what) end
+local exists, is_dir, clean = cli.exists, cli.is_dir, cli.clean
 
 -- ---- data ------------------------------------------------------------------------------------------
 
@@ -305,7 +211,7 @@ end
 -- ---- main ------------------------------------------------------------------------------------------------
 
 local function main(argv)
-   local a = parse(argv)
+   local a = cli.parse(PROG, argv, KINDS, { positional = true, dash_is_option = true })
    if a.help then io.stdout:write(HELP) os.exit(0) end
    if #a.positional == 0 then die("give a checkpoint (a run directory, .hrm or .safetensors file); see --help") end
    if #a.positional > 1 then die("unexpected argument '" .. a.positional[2] .. "'") end
@@ -318,19 +224,8 @@ local function main(argv)
       local ok, err = pcall(hrm.set_default_device, a.device)
       if not ok then die(clean(err)) end
    end
-   local model, info = train.load_model(ckpt, { config = config_of(a), ema = a.ema })
-   if not model then die(clean(info)) end
-   local run_cfg = info.run_config or {}
-   local meta = type(run_cfg.meta) == "table" and run_cfg.meta or {}
-   local task_name = a.task or meta.task_arg or meta.task or "sudoku"
-   local task, terr = train.task(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
-   if not task then die(terr) end
+   local model, info, meta, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a))
    local cfg = model:config()
-   if cfg.seq_len ~= task.seq_len or cfg.vocab_size ~= task.vocab_size then
-      die(string.format("the model (vocab %d, seq_len %d) does not fit task %s (vocab %d, seq_len %d)\n" ..
-                        "---> HINT: pass --task/--size as in training", cfg.vocab_size, cfg.seq_len, task.name,
-                        task.vocab_size, task.seq_len))
-   end
    local data, desc, built = build_data(task, a, meta)
    if built and built.num_puzzle_identifiers ~= cfg.num_puzzle_identifiers then
       die(string.format("the ARC build has %d puzzle identifiers, the model %d\n---> HINT: use the --arc, " ..

@@ -7,7 +7,7 @@
 -- exit with status 1.
 local hrm = require "hrm"
 local ffi = require "ffi"
-local train = require "hrm.train"
+local cli = require "hrm.cli"
 
 local PROG = "solve.lua"
 
@@ -36,87 +36,14 @@ PUZZLE and no --file, puzzles are read from stdin, one per line ('-' also reads 
   --help                  this text
 ]]
 
-local function die(msg)
-   io.stderr:write(PROG, ": ", msg, "\n")
-   os.exit(1)
-end
-
-local function clean(msg) return (tostring(msg):gsub("^[^\n]-:%d+: ", "")) end
+local function die(msg) cli.die(PROG, msg) end
 
 local KINDS = {
    file = "str", limit = "int", task = "str", size = "int", config = "str", set = "list", ema = "flag",
    halt = "str", ["max-steps"] = "int", trace = "flag", ["no-color"] = "flag", threads = "int", help = "flag",
 }
 
-local function parse(argv)
-   local a = { set = {}, positional = {} }
-   local i = 1
-   while i <= #argv do
-      local s = argv[i]
-      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then name = s:match("^%-%-([%w%-]+)$") end
-      if s == "-h" then name = "help" end
-      if not name then
-         a.positional[#a.positional + 1] = s
-      else
-         local kind = KINDS[name]
-         if not kind then die("unknown option --" .. name .. " (see --help)") end
-         if kind == "flag" then
-            if value then die("--" .. name .. " takes no value") end
-            a[name] = true
-         else
-            if value == nil then
-               i = i + 1
-               value = argv[i]
-               if value == nil then die("--" .. name .. " needs a value") end
-            end
-            if kind == "int" then
-               local n = tonumber(value)
-               if not n or n < 1 or n ~= math.floor(n) or n > 2^53 then
-                  die(string.format("--%s expects a positive integer, got '%s'", name, value))
-               end
-               value = n
-            end
-            if kind == "list" then a[name][#a[name] + 1] = value else a[name] = value end
-         end
-      end
-      i = i + 1
-   end
-   return a
-end
-
-local function exists(p)
-   local f = io.open(p, "rb")
-   if f then f:close() return true end
-   return false
-end
-
-local function is_dir(p)
-   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
-   return r == 0 or r == true
-end
-
-local function config_of(a)
-   if not a.config then return nil end
-   local over = {}
-   for _, s in ipairs(a.set) do
-      local k, v = s:match("^([%w_]+)=(.*)$")
-      if not k then die("--set expects KEY=VALUE, got '" .. s .. "'") end
-      over[k] = tonumber(v) or v
-   end
-   if a.config == "tiny" or a.config == "small" or a.config == "hrm_v1" then
-      local ok, cfg = pcall(hrm.config.preset, a.config, over)
-      if not ok then die("--config: " .. clean(cfg)) end
-      return cfg
-   end
-   if not exists(a.config) then die("--config: no such file: " .. a.config) end
-   local chunk, err = loadfile(a.config)
-   if not chunk then die("--config: " .. clean(err)) end
-   local ok, t = pcall(chunk)
-   if not ok or type(t) ~= "table" then die("--config: " .. a.config .. " must return a table of config fields") end
-   for k, v in pairs(over) do t[k] = v end
-   return t
-end
+local exists, is_dir, clean = cli.exists, cli.is_dir, cli.clean
 
 -- A puzzle string as an example of the task.
 local function example_of(task, s)
@@ -180,7 +107,7 @@ end
 local function sigmoid(x) return 1 / (1 + math.exp(-x)) end
 
 local function main(argv)
-   local a = parse(argv)
+   local a = cli.parse(PROG, argv, KINDS, { positional = true })
    if a.help then io.stdout:write(HELP) os.exit(0) end
    local ckpt = a.positional[1]
    if not ckpt then die("give a checkpoint (a run directory, .hrm or .safetensors file); see --help") end
@@ -188,18 +115,8 @@ local function main(argv)
    local halt = a.halt or "max"
    if halt ~= "max" and halt ~= "q" then die("--halt expects max or q, got '" .. halt .. "'") end
    if a.threads then hrm.set_threads(a.threads) end
-   local model, info = train.load_model(ckpt, { config = config_of(a), ema = a.ema })
-   if not model then die(clean(info)) end
-   local meta = info.run_config and type(info.run_config.meta) == "table" and info.run_config.meta or {}
-   local task_name = a.task or meta.task_arg or meta.task or "sudoku"
-   local task, terr = train.task(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
-   if not task then die(terr) end
+   local model, _, _, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a, true))
    local cfg = model:config()
-   if cfg.seq_len ~= task.seq_len or cfg.vocab_size ~= task.vocab_size then
-      die(string.format("the model (vocab %d, seq_len %d) does not fit task %s (vocab %d, seq_len %d)\n" ..
-                        "---> HINT: pass --task/--size as in training", cfg.vocab_size, cfg.seq_len, task.name,
-                        task.vocab_size, task.seq_len))
-   end
    local items = read_examples(task, a)
    local S, H = cfg.seq_len, a["max-steps"] or cfg.halt_max_steps
    local color = not a["no-color"] and require("hrm.progress").is_tty()

@@ -7,6 +7,7 @@
 -- number or file) print one line and exit with status 1; Ctrl-C saves and exits with 130.
 local hrm = require "hrm"
 local train = require "hrm.train"
+local cli = require "hrm.cli"
 
 local PROG = "train.lua"
 
@@ -76,10 +77,7 @@ run
 exit status: 0 done, 1 error, 130 interrupted (Ctrl-C; the last complete step is saved)
 ]]
 
-local function die(msg)
-   io.stderr:write(PROG, ": ", msg, "\n")
-   os.exit(1)
-end
+local function die(msg) cli.die(PROG, msg) end
 
 -- ---- arguments ----------------------------------------------------------------------------------
 
@@ -96,84 +94,8 @@ local KINDS = {
    plain = "flag", quiet = "flag", help = "flag",
 }
 
-local function convert(name, kind, v)
-   if kind == "str" or kind == "list" then return v end
-   if kind == "range" then
-      local a, b = v:match("^(%d+)%-(%d+)$")
-      if a then
-         a, b = tonumber(a), tonumber(b)
-         if a > b then die(string.format("--%s expects A-B with A <= B, got '%s'", name, v)) end
-         return { a, b }
-      end
-      if v:match("^%d+$") then return tonumber(v) end
-      die(string.format("--%s expects a number or a range A-B, got '%s'", name, v))
-   end
-   local n = tonumber(v)
-   if kind == "num" then
-      if not n or n ~= n or n < 0 or n == math.huge then die(string.format("--%s expects a number >= 0, got '%s'", name, v)) end
-      return n
-   end
-   local lo = kind == "int0" and 0 or 1
-   if not n or n ~= math.floor(n) or n < lo or n > 2^53 then
-      die(string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v))
-   end
-   return n
-end
-
-local function parse(argv)
-   local a = { set = {}, gen = {} }
-   local i = 1
-   while i <= #argv do
-      local s = argv[i]
-      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then name = s:match("^%-%-([%w%-]+)$") end
-      if not name then
-         if s == "-h" then name = "help" else die("unexpected argument '" .. s .. "' (see --help)") end
-      end
-      local kind = KINDS[name]
-      if not kind then die("unknown option --" .. name .. " (see --help)") end
-      if kind == "flag" then
-         if value then die("--" .. name .. " takes no value") end
-         a[name] = true
-      else
-         if value == nil then
-            i = i + 1
-            value = argv[i]
-            if value == nil then die("--" .. name .. " needs a value") end
-         end
-         local v = convert(name, kind, value)
-         if kind == "list" then a[name][#a[name] + 1] = v else a[name] = v end
-      end
-      i = i + 1
-   end
-   return a
-end
-
--- "k=v" pairs -> table (numbers and ranges converted)
-local function pairs_table(list, what)
-   local t = {}
-   for _, s in ipairs(list) do
-      local k, v = s:match("^([%w_]+)=(.*)$")
-      if not k then die(string.format("--%s expects KEY=VALUE, got '%s'", what, s)) end
-      local a, b = v:match("^(%-?[%d.]+)%-(%-?[%d.]+)$")
-      if tonumber(v) then t[k] = tonumber(v)
-      elseif a and tonumber(a) and tonumber(b) then t[k] = { tonumber(a), tonumber(b) }
-      elseif v == "true" or v == "false" then t[k] = v == "true"
-      else t[k] = v end
-   end
-   return t
-end
-
-local function exists(p)
-   local f = io.open(p, "rb")
-   if f then f:close() return true end
-   return false
-end
-
-local function is_dir(p)
-   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
-   return r == 0 or r == true
-end
+local function pairs_table(list, what) return cli.pairs_table(PROG, list, what) end
+local exists, is_dir = cli.exists, cli.is_dir
 
 local function need_file(p, what)
    if not exists(p) then die(string.format("%s: no such file: %s", what, p)) end
@@ -327,7 +249,7 @@ end
 -- ---- main ------------------------------------------------------------------------------------------------
 
 local function main(argv)
-   local a = parse(argv)
+   local a = cli.parse(PROG, argv, KINDS, { strict_ranges = true })
    if a.help then io.stdout:write(HELP) os.exit(0) end
    a.seed = a.seed or 0
    if a.threads then hrm.set_threads(a.threads) end

@@ -26,7 +26,8 @@ static inline float hrm_expf(float x) {
    p = p * r + 0.5f;
    p = p * r + 1.0f;
    p = p * r + 1.0f;
-   union { int32_t i; float f; } scale = {((int32_t)k + 127) << 23};
+   k = k == k ? k : 0.0f; /* NaN: r (hence p) already carries it; keep the int cast defined */
+   union { uint32_t i; float f; } scale = {(uint32_t)((int32_t)k + 127) << 23};
    return p * scale.f;
 }
 

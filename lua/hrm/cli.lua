@@ -1,0 +1,161 @@
+-- hrm.cli — helpers shared by the command-line scripts (scripts/train.lua, eval.lua, solve.lua).
+--
+-- An option parser driven by a table of option kinds, KEY=VALUE lists, file tests, error messages
+-- without their "file:line: " prefix, and loading a checkpoint's model and task. User errors go
+-- through M.die: one line "PROG: message" on stderr and exit status 1.
+-- Does not: print help texts or check option combinations; the scripts do.
+local train = require "hrm.train"
+
+local M = {}
+
+local PRESETS = { tiny = true, small = true, hrm_v1 = true }
+
+-- Print "prog: msg" on stderr and exit with status 1.
+function M.die(prog, msg)
+   io.stderr:write(prog, ": ", msg, "\n")
+   os.exit(1)
+end
+
+-- An error message without its leading "file:line: ".
+function M.clean(msg) return (tostring(msg):gsub("^[^\n]-:%d+: ", "")) end
+
+function M.exists(p)
+   local f = io.open(p, "rb")
+   if f then f:close() return true end
+   return false
+end
+
+function M.is_dir(p)
+   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
+   return r == 0 or r == true
+end
+
+-- The value of option --name of kind `kind` given as the string v. Kinds: str, list (kept as
+-- strings), range (N or A-B -> {A, B}), num (a finite number >= 0), int (>= 1), int0 (>= 0).
+local function convert(prog, name, kind, v, strict_ranges)
+   if kind == "str" or kind == "list" then return v end
+   if kind == "range" then
+      local a, b = v:match("^(%d+)%-(%d+)$")
+      if a then
+         a, b = tonumber(a), tonumber(b)
+         if a <= b then return { a, b } end
+         if strict_ranges then M.die(prog, string.format("--%s expects A-B with A <= B, got '%s'", name, v)) end
+      end
+      if v:match("^%d+$") then return tonumber(v) end
+      M.die(prog, string.format("--%s expects a number or a range A-B, got '%s'", name, v))
+   end
+   local n = tonumber(v)
+   if kind == "num" then
+      if not n or n ~= n or n < 0 or n == math.huge then
+         M.die(prog, string.format("--%s expects a number >= 0, got '%s'", name, v))
+      end
+      return n
+   end
+   local lo = kind == "int0" and 0 or 1
+   if not n or n ~= math.floor(n) or n < lo or n > 2^53 then
+      M.die(prog, string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v))
+   end
+   return n
+end
+
+-- argv -> table of options by name (flags true, lists in order), `--name value` or `--name=value`,
+-- "-h" for --help. kinds: name -> "flag" or a kind of convert. opts.positional: other arguments go
+-- to the list .positional (else they are an error); opts.dash_is_option: with positional, an
+-- argument starting with "-" (but "-") is an unknown option; opts.strict_ranges: a range A-B with
+-- A > B has its own message.
+function M.parse(prog, argv, kinds, opts)
+   opts = opts or {}
+   local a = {}
+   for name, kind in pairs(kinds) do
+      if kind == "list" then a[name] = {} end
+   end
+   if opts.positional then a.positional = {} end
+   local i = 1
+   while i <= #argv do
+      local s = argv[i]
+      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
+      if not name then name = s:match("^%-%-([%w%-]+)$") end
+      if s == "-h" then name = "help" end
+      if not name then
+         if not opts.positional then M.die(prog, "unexpected argument '" .. s .. "' (see --help)") end
+         if opts.dash_is_option and s:sub(1, 1) == "-" and s ~= "-" then
+            M.die(prog, "unknown option " .. s .. " (see --help)")
+         end
+         a.positional[#a.positional + 1] = s
+      else
+         local kind = kinds[name]
+         if not kind then M.die(prog, "unknown option --" .. name .. " (see --help)") end
+         if kind == "flag" then
+            if value then M.die(prog, "--" .. name .. " takes no value") end
+            a[name] = true
+         else
+            if value == nil then
+               i = i + 1
+               value = argv[i]
+               if value == nil then M.die(prog, "--" .. name .. " needs a value") end
+            end
+            local v = convert(prog, name, kind, value, opts.strict_ranges)
+            if kind == "list" then a[name][#a[name] + 1] = v else a[name] = v end
+         end
+      end
+      i = i + 1
+   end
+   return a
+end
+
+-- {"k=v", ...} (the values of --what) -> {k = v}: numbers, A-B ranges as {A, B} and true/false
+-- converted, other values kept as strings; with numbers_only, only numbers are converted.
+function M.pairs_table(prog, list, what, numbers_only)
+   local t = {}
+   for _, s in ipairs(list) do
+      local k, v = s:match("^([%w_]+)=(.*)$")
+      if not k then M.die(prog, string.format("--%s expects KEY=VALUE, got '%s'", what, s)) end
+      local x, y = v:match("^(%-?[%d.]+)%-(%-?[%d.]+)$")
+      if tonumber(v) then t[k] = tonumber(v)
+      elseif numbers_only then t[k] = v
+      elseif x and tonumber(x) and tonumber(y) then t[k] = { tonumber(x), tonumber(y) }
+      elseif v == "true" or v == "false" then t[k] = v == "true"
+      else t[k] = v end
+   end
+   return t
+end
+
+-- The model config from --config (a preset or a Lua file returning config fields) and --set, or
+-- nil without --config. numbers_only is passed to pairs_table for the --set values.
+function M.config_of(prog, a, numbers_only)
+   if not a.config then return nil end
+   local over = M.pairs_table(prog, a.set, "set", numbers_only)
+   local ok, cfg
+   if PRESETS[a.config] then
+      ok, cfg = pcall(require("hrm").config.preset, a.config, over)
+      if not ok then M.die(prog, "--config: " .. M.clean(cfg)) end
+   else
+      if not M.exists(a.config) then M.die(prog, "--config: no such file: " .. a.config) end
+      local chunk, err = loadfile(a.config)
+      if not chunk then M.die(prog, "--config: " .. M.clean(err)) end
+      ok, cfg = pcall(chunk)
+      if not ok or type(cfg) ~= "table" then M.die(prog, "--config: " .. a.config .. " must return a table of config fields") end
+      for k, v in pairs(over) do cfg[k] = v end
+   end
+   return cfg
+end
+
+-- The model of checkpoint ckpt (config: M.config_of's, or nil; a.ema: its EMA weights) and the
+-- task (a.task/a.size, else the run's) it must fit -> model, info, meta (the run's), task.
+function M.load_model(prog, ckpt, a, config)
+   local model, info = train.load_model(ckpt, { config = config, ema = a.ema })
+   if not model then M.die(prog, M.clean(info)) end
+   local meta = info.run_config and type(info.run_config.meta) == "table" and info.run_config.meta or {}
+   local task_name = a.task or meta.task_arg or meta.task or "sudoku"
+   local task, terr = train.task(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
+   if not task then M.die(prog, terr) end
+   local cfg = model:config()
+   if cfg.seq_len ~= task.seq_len or cfg.vocab_size ~= task.vocab_size then
+      M.die(prog, string.format("the model (vocab %d, seq_len %d) does not fit task %s (vocab %d, seq_len %d)\n" ..
+                                "---> HINT: pass --task/--size as in training", cfg.vocab_size, cfg.seq_len, task.name,
+                                task.vocab_size, task.seq_len))
+   end
+   return model, info, meta, task
+end
+
+return M
