@@ -39,6 +39,9 @@ static void on_sigint(int sig) {
       hrm_interrupt_request();
       return;
    }
+   /* The hook stops interpreted code at its next call, return or instruction; a loop running as
+    * compiled machine code never checks it, so a second Ctrl-C ends the process (as lua.c does). */
+   signal(SIGINT, SIG_DFL);
    if (interrupt_state)
       lua_sethook(interrupt_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }

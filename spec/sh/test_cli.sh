@@ -52,6 +52,13 @@ expect_has "range message" "index 4 out of range for dimension 1 of size 3" "$er
 "$HRM" --nosuch 2>/dev/null; expect_out "unknown option" "1" "$?"
 "$HRM" "$tmp/missing.lua" 2>/dev/null; expect_out "missing script" "1" "$?"
 
+# Ctrl-C interrupts a running computation: an error "interrupted", status 1.
+"$HRM" -e 'local n = 0; while true do n = n + #tostring(n) end' >"$tmp/int.out" 2>&1 &
+pid=$!
+sleep 1; kill -INT $pid; wait $pid; rc=$?
+expect_out "Ctrl-C status" "1" "$rc"
+expect_has "Ctrl-C message" "interrupted" "$(cat "$tmp/int.out")"
+
 # The REPL on a terminal: expression printing, errors that do not end the session, multi-line
 # input, persistent history.
 if command -v script >/dev/null; then
