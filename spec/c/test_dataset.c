@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpfiles.h"
 #include "fileio.h"
 
 /* internal, defined in core/npy.c and core/hrmd.c */
@@ -27,36 +28,8 @@ int hrm_dataset_open_hrmd_memory(hrm_dataset **out, const void *data, size_t siz
                                  const char *label);
 void hrm_hrmd_set_bin_limit(size_t limit);
 
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name) {
-   static char buf[8][512];
-   static int k;
-   k = (k + 1) % 8;
-   snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-   return buf[k];
-}
-
-static int write_raw(const char *path, const void *data, size_t n) {
-   FILE *fp = fopen(path, "wb");
-   if (!fp) return -1;
-   size_t k = n ? fwrite(data, 1, n, fp) : 0;
-   fclose(fp);
-   return k == n ? 0 : -1;
-}
-
 static int write_text(const char *path, const char *text) {
    return write_raw(path, text, strlen(text));
-}
-
-static unsigned char *read_raw(const char *path, size_t *n) {
-   hrm_file_data fd;
-   if (hrm_file_load(&fd, path, 0, HRM_FILE_READ) != HRM_OK) return NULL;
-   unsigned char *p = malloc(fd.size + 1);
-   if (fd.size) memcpy(p, fd.data, fd.size);
-   *n = fd.size;
-   hrm_file_release(&fd);
-   return p;
 }
 
 static int has_error(const char *needle) {

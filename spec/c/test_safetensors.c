@@ -17,37 +17,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tmpfiles.h"
 #include "fileio.h"
 #include "safetensors.h"
-
-
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name) {
-   static char buf[4][256];
-   static int k;
-   k = (k + 1) % 4;
-   snprintf(buf[k], sizeof buf[k], "%s/%.180s", tmpdir, name);
-   return buf[k];
-}
-
-static int write_raw(const char *path, const void *data, size_t n) {
-   FILE *fp = fopen(path, "wb");
-   if (!fp) return -1;
-   size_t k = n ? fwrite(data, 1, n, fp) : 0;
-   fclose(fp);
-   return k == n ? 0 : -1;
-}
-
-static unsigned char *read_raw(const char *path, size_t *n) {
-   hrm_file_data fd;
-   if (hrm_file_load(&fd, path, 0, HRM_FILE_READ) != HRM_OK) return NULL;
-   unsigned char *p = malloc(fd.size + 1);
-   if (fd.size) memcpy(p, fd.data, fd.size);
-   *n = fd.size;
-   hrm_file_release(&fd);
-   return p;
-}
 
 /* A safetensors image: 8-byte length, header (not padded), data. Caller frees. */
 static unsigned char *image(size_t *n, const char *header, const void *data, size_t ndata) {
