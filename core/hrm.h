@@ -93,6 +93,9 @@ int32_t hrm_get_gemm_dtype(void);
  * rounding of both operands included. */
 double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t trans_b,
                        int32_t iters);
+/* The vector FMA arithmetic peak of this build on all threads (GFLOP/s, fp32): the ceiling of
+ * any fp32 GEMM. Takes ~0.3 s. */
+double hrm_fma_peak_gflops(void);
 /* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */
 double hrm_wall_time(void);
 /* Ctrl-C handling for long loops. With deferral on, the host's SIGINT handler only records the

@@ -12,10 +12,14 @@
 -- shapes (timed here before and after the step, best of the two per shape, each shape weighted
 -- by its FLOPs), in the precision in use.
 --
+-- The machine's vector FMA peak (hrm_fma_peak_gflops, all threads) is measured in the same run:
+-- no fp32 GEMM passes it, so "% of FMA peak" says how close a step is to the hardware itself.
+--
 -- --compare-torch runs scripts/ref/bench_torch.py (the PyTorch twin's same training step, same
--- config, batch and FLOP count) with /usr/bin/python3 at each of --torch-threads and reports
--- its fastest, its BLAS configuration and the ratio. With --bf16 PyTorch runs under CPU autocast
--- to bf16, so both sides multiply in bf16.
+-- config, batch and FLOP count) with each --python interpreter at each of --torch-threads and
+-- reports the fastest of all, its BLAS configuration and the ratio, and the ratio hrm would
+-- reach at 100% of the FMA peak (the ceiling of any fp32 implementation on this machine). With
+-- --bf16 PyTorch runs under CPU autocast to bf16, so both sides multiply in bf16.
 local hrm = require "hrm"
 
 local function usage()
@@ -28,7 +32,8 @@ local function usage()
   --no-infer          skip the inference figures
   --compare-torch     also time the PyTorch twin (scripts/ref/bench_torch.py)
   --torch-threads L   PyTorch thread counts to try, comma-separated (default 1,2)
-  --python PATH       interpreter for the PyTorch baseline (default /usr/bin/python3)]])
+  --python L          interpreters for the PyTorch baseline, comma-separated; the fastest
+                      counts (default /usr/bin/python3)]])
 end
 
 local opts = { config = "both", torch_threads = "1,2", python = "/usr/bin/python3" }
@@ -84,25 +89,26 @@ local function step_gemms(c, B)
    return list, attn, nb, T
 end
 
--- The PyTorch twin on the same config: its output lines and the RESULT fields, or nil, reason.
-local function torch_bench(name, B, steps)
-   local probe = io.popen(opts.python .. " -c 'import torch; print(\"torch-ok\")' 2>&1")
+-- The PyTorch twin on the same config under one interpreter: the RESULT fields plus its BLAS
+-- line and per-thread lines, or nil, reason.
+local function torch_bench(python, name, B, steps)
+   local probe = io.popen(python .. " -c 'import torch; print(\"torch-ok\")' 2>&1")
    local got = probe:read("*a")
    probe:close()
    if not got:find("torch-ok", 1, true) then
-      return nil, "PyTorch is not importable with " .. opts.python .. " (" ..
+      return nil, "PyTorch is not importable with " .. python .. " (" ..
                   (got:match("[^\n]*Error[^\n]*") or got:match("[^\n]+") or "no output") .. ")"
    end
    local here = (debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".")
    local script = here .. "/ref/bench_torch.py"
-   local cmd = string.format("%s %s --config %s --batch %d --steps %d --threads %s%s 2>&1", opts.python, script,
+   local cmd = string.format("%s %s --config %s --batch %d --steps %d --threads %s%s 2>&1", python, script,
                              name, B, steps, opts.torch_threads, opts.bf16 and " --bf16" or "")
    local p = io.popen(cmd)
    local out = p:read("*a")
    p:close()
    local r = {}
    local line = out:match("RESULT ([^\n]*)")
-   if not line then return nil, "bench_torch.py failed:\n" .. out end
+   if not line then return nil, "bench_torch.py failed under " .. python .. ":\n" .. out end
    for k, v in line:gmatch("([%w_]+)=(%S+)") do r[k] = tonumber(v) or v end
    r.blas = out:match("BLAS: ([^\n]*)") or "?"
    r.per_thread = {}
@@ -129,6 +135,7 @@ local function bench(name, spec)
    for _, g in ipairs(gemms) do gemm_flops = gemm_flops + 2 * g[1] * g[2] * g[3] * g[6] end
    local total_flops = gemm_flops + attn_flops
    time_gemms()
+   local fma_peak = hrm.C.hrm_fma_peak_gflops()
 
    hrm.manual_seed(1)
    local S, V = cfg.seq_len, cfg.vocab_size
@@ -144,6 +151,7 @@ local function bench(name, spec)
    end
    local dt = (hrm.C.hrm_wall_time() - t0) / steps
    time_gemms()
+   fma_peak = math.max(fma_peak, hrm.C.hrm_fma_peak_gflops())
    local ideal = 0
    for k, g in ipairs(gemms) do ideal = ideal + 2 * g[1] * g[2] * g[3] * g[6] / (rates[k] * 1e9) end
    local peak = gemm_flops / ideal / 1e9
@@ -155,6 +163,8 @@ local function bench(name, spec)
                        dt, B / dt, total_flops / dt / 1e9, total_flops / 1e9, nb, nb, cfg.H_layers + cfg.L_layers))
    print(string.format("GEMM library      %8.1f GFLOP/s on the step's shapes  ->  step at %.0f%% of it",
                        peak, 100 * (total_flops / dt / 1e9) / peak))
+   print(string.format("machine FMA peak  %8.1f GFLOP/s fp32 (%d threads)      ->  step at %.0f%% of it, GEMMs at %.0f%%",
+                       fma_peak, hrm.get_threads(), 100 * (total_flops / dt / 1e9) / fma_peak, 100 * peak / fma_peak))
 
    if not opts.no_infer then
       -- inference: 16 eval segments ("max" policy) and the "q" policy
@@ -171,15 +181,26 @@ local function bench(name, spec)
    end
 
    if opts.torch then
-      local r, err = torch_bench(name, B, steps)
-      if not r then
-         print("PyTorch           skipped: " .. err)
-      else
-         print(string.format("PyTorch %s     %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%s, best of threads %s: %d)",
-                             r.torch, r.step_s, r.samples_s, r.gflops, r.dtype, opts.torch_threads, r.threads))
-         for _, l in ipairs(r.per_thread) do print("                  " .. l) end
-         print("PyTorch BLAS      " .. r.blas)
-         print(string.format("hrm / PyTorch     %.2fx faster per training step", r.step_s / dt))
+      local best
+      for python in opts.python:gmatch("[^,]+") do
+         local r, err = torch_bench(python, name, B, steps)
+         if not r then
+            print("PyTorch           skipped: " .. err)
+         else
+            print(string.format("PyTorch %-9s %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%s, %s, best of threads %s: %d)",
+                                r.torch, r.step_s, r.samples_s, r.gflops, r.dtype, python, opts.torch_threads, r.threads))
+            for _, l in ipairs(r.per_thread) do print("                  " .. l) end
+            print("  BLAS            " .. r.blas)
+            if not best or r.step_s < best.step_s then best = r end
+         end
+      end
+      if best then
+         print(string.format("hrm / PyTorch     %.2fx faster per training step (PyTorch %s at its best)",
+                             best.step_s / dt, best.torch))
+         if not opts.bf16 then
+            print(string.format("ceiling           %.2fx: hrm at 100%% of the FMA peak (%.3f s/step)",
+                                best.step_s / (total_flops / (fma_peak * 1e9)), total_flops / (fma_peak * 1e9)))
+         end
       end
    end
 end

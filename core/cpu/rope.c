@@ -25,9 +25,11 @@ void hrm_cpu_rope_tables(float *cos_t, float *sin_t, int T, int HD, double theta
    }
 }
 
-void hrm_cpu_rope_rows(float *x, int64_t ld, int T, int HD, const float *cos_t,
-                       const float *sin_t, float sign) {
-   const int half = HD / 2;
+/* T rows of one head; `half` is a constant in the common head sizes so each row is a few whole
+ * vectors with no loop overhead. */
+static inline void rope_rows(float *x, int64_t ld, int T, int half, const float *cos_t,
+                             const float *sin_t, float sign) {
+   const int HD = 2 * half;
    for (int t = 0; t < T; t++) {
       float *restrict r = x + (int64_t)t * ld;              // (HD)
       const float *restrict c = cos_t + (int64_t)t * HD;    // (HD)
@@ -38,6 +40,16 @@ void hrm_cpu_rope_rows(float *x, int64_t ld, int T, int HD, const float *cos_t,
          r[j] = x1 * c[j] - sign * (x2 * s[j]);
          r[j + half] = x2 * c[j + half] + sign * (x1 * s[j + half]);
       }
+   }
+}
+
+void hrm_cpu_rope_rows(float *x, int64_t ld, int T, int HD, const float *cos_t,
+                       const float *sin_t, float sign) {
+   switch (HD) {
+   case 32: rope_rows(x, ld, T, 16, cos_t, sin_t, sign); break;
+   case 64: rope_rows(x, ld, T, 32, cos_t, sin_t, sign); break;
+   case 128: rope_rows(x, ld, T, 64, cos_t, sin_t, sign); break;
+   default: rope_rows(x, ld, T, HD / 2, cos_t, sin_t, sign); break;
    }
 }
 
