@@ -6,7 +6,8 @@
  * integer ops; relative error below 2e-7 over the clamped range [-87.3, 88.7]; it never returns
  * Inf or NaN for finite input. hrm_atan2f: octant reduction to |u| <= tan(pi/8) and Cephes'
  * atanf polynomial; relative error below 2.5e-7 against libm, atan2(0, 0) = 0, NaN in gives
- * NaN out.
+ * NaN out. hrm_expf16 (AVX-512 builds) is hrm_expf on a whole vector, for loops written with
+ * intrinsics.
  */
 #ifndef HRM_CPU_FASTMATH_H
 #define HRM_CPU_FASTMATH_H
@@ -30,6 +31,28 @@ static inline float hrm_expf(float x) {
    union { uint32_t i; float f; } scale = {(uint32_t)((int32_t)k + 127) << 23};
    return p * scale.f;
 }
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+/* hrm_expf on 16 lanes, the same steps (2^k applied by vscalefps). */
+static inline __m512 hrm_expf16(__m512 x) {
+   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+   const __m512 shifter = _mm512_set1_ps(12582912.0f);
+   const __m512 k =
+      _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter), shifter);
+   __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693145751953125f), x);
+   r = _mm512_fnmadd_ps(k, _mm512_set1_ps(1.428606765330187e-06f), r);
+   __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+   return _mm512_scalef_ps(p, k);
+}
+#endif
 
 /* atan2(y, x) for finite or NaN arguments (the optimizer's use: x >= 0). */
 static inline float hrm_atan2f(float y, float x) {
