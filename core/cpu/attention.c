@@ -68,7 +68,8 @@ static void softmax_rows(float *a, int T, int rows) {
       for (int j = 0; j < full; j += 16)
          for (int g = 0; g < G; g++)
             _mm512_storeu_ps(r[g] + j, _mm512_mul_ps(_mm512_loadu_ps(r[g] + j), s[g]));
-      for (int g = 0; g < G; g++) _mm512_mask_storeu_ps(r[g] + full, tail, _mm512_mul_ps(et[g], s[g]));
+      for (int g = 0; g < G; g++)
+         _mm512_mask_storeu_ps(r[g] + full, tail, _mm512_mul_ps(et[g], s[g]));
    }
 #endif
    for (; i < rows; i++) softmax_row(a + (int64_t)i * T, T);

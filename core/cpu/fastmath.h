@@ -37,7 +37,8 @@ static inline float hrm_expf(float x) {
 
 /* hrm_expf on 16 lanes, the same steps (2^k applied by vscalefps). */
 static inline __m512 hrm_expf16(__m512 x) {
-   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+   /* vmaxps/vminps return their second operand when one is NaN: so NaN passes through */
+   x = _mm512_min_ps(_mm512_set1_ps(88.7f), _mm512_max_ps(_mm512_set1_ps(-87.3f), x));
    const __m512 shifter = _mm512_set1_ps(12582912.0f);
    const __m512 k =
       _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter), shifter);
