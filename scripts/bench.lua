@@ -18,8 +18,9 @@
 -- --compare-torch runs scripts/ref/bench_torch.py (the PyTorch twin's same training step, same
 -- config, batch and FLOP count) with each --python interpreter at each of --torch-threads and
 -- reports the fastest of all, its BLAS configuration and the ratio, and the ratio hrm would
--- reach at 100% of the FMA peak (the ceiling of any fp32 implementation on this machine). With
--- --bf16 PyTorch runs under CPU autocast to bf16, so both sides multiply in bf16.
+-- reach at 100% of the FMA peak (the ceiling of any fp32 implementation on this machine); a
+-- PyTorch below a quarter of the GEMM rate measured here is flagged as a likely handicapped
+-- baseline. With --bf16 PyTorch runs under CPU autocast to bf16, so both sides multiply in bf16.
 local hrm = require "hrm"
 
 local function usage()
@@ -33,10 +34,10 @@ local function usage()
   --compare-torch     also time the PyTorch twin (scripts/ref/bench_torch.py)
   --torch-threads L   PyTorch thread counts to try, comma-separated (default 1,2)
   --python L          interpreters for the PyTorch baseline, comma-separated; the fastest
-                      counts (default /usr/bin/python3)]])
+                      counts (default python3,/usr/bin/python3)]])
 end
 
-local opts = { config = "both", torch_threads = "1,2", python = "/usr/bin/python3" }
+local opts = { config = "both", torch_threads = "1,2", python = "python3,/usr/bin/python3" }
 local flags = { ["--bf16"] = "bf16", ["--no-infer"] = "no_infer", ["--compare-torch"] = "torch" }
 local i = 1
 while i <= #arg do
@@ -198,8 +199,14 @@ local function bench(name, spec)
          print(string.format("hrm / PyTorch     %.2fx faster per training step (PyTorch %s at its best)",
                              best.step_s / dt, best.torch))
          if not opts.bf16 then
+            local ideal_s = total_flops / (fma_peak * 1e9) -- the step at 100% of the FMA peak
             print(string.format("ceiling           %.2fx: hrm at 100%% of the FMA peak (%.3f s/step)",
-                                best.step_s / (total_flops / (fma_peak * 1e9)), total_flops / (fma_peak * 1e9)))
+                                best.step_s / ideal_s, ideal_s))
+         end
+         if best.gflops < 0.25 * peak then
+            print(string.format("note              PyTorch reaches %.0f%% of the GEMM rate measured here: its BLAS " ..
+                                "may be handicapped (see its BLAS line); try --python with a newer PyTorch",
+                                100 * best.gflops / peak))
          end
       end
    end
