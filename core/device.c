@@ -3,7 +3,7 @@
  *
  * With HRM_WITH_CUDA these forward to kernels/ (cuda.h); without it every CUDA request fails
  * with HRM_ERR_DEVICE and hrm_cuda_available() is 0. The CUDA backend table exists
- * (hrm_cuda_backend), but hrm_model does not run on it yet: model.c keeps host-side loops
+ * (hrm_cuda_backend), but a model does not run on it yet: modules and ACT ops keep host-side loops
  * over its activations, so a CUDA model is refused here with a clear message.
  */
 #include "device.h"
@@ -63,16 +63,16 @@ int hrm_device_tensor_copy(hrm_tensor *dst, const hrm_tensor *src) {
 
 int hrm_device_model_check(int32_t device) {
    if (device == HRM_DEVICE_CPU) return HRM_OK;
-   HRM_CHECK(device == HRM_DEVICE_CUDA, HRM_ERR_ARG, "model_new: device %d is unknown", device);
+   HRM_CHECK(device == HRM_DEVICE_CUDA, HRM_ERR_ARG, "model: device %d is unknown", device);
 #if defined(HRM_WITH_CUDA)
    HRM_CHECK(hrm_cuda_available(), HRM_ERR_DEVICE,
-             "model_new: device %d (cuda) is not available: no CUDA device or driver is present",
+             "model: device %d (cuda) is not available: no CUDA device or driver is present",
              device);
-   return HRM_FAIL(HRM_ERR_DEVICE, "model_new: the CUDA model is not wired yet (the CUDA "
+   return HRM_FAIL(HRM_ERR_DEVICE, "model: the CUDA model is not wired yet (the CUDA "
                    "backend table exists, the model runs on the CPU only) ---> HINT: use device "
                    "cpu");
 #else
-   return HRM_FAIL(HRM_ERR_DEVICE, "model_new: device %d is not available (this build has the "
+   return HRM_FAIL(HRM_ERR_DEVICE, "model: device %d is not available (this build has the "
                    "CPU backend only)", device);
 #endif
 }

@@ -194,9 +194,6 @@ typedef struct hrm_config {
    int32_t loss;                   /* enum hrm_loss_kind */
 } hrm_config;
 
-typedef struct hrm_model hrm_model;
-typedef struct hrm_carry hrm_carry;
-
 /* A batch view; the caller owns the memory. */
 typedef struct hrm_batch {
    const int32_t *inputs;       /* (B, S) token ids in [0, V) */
@@ -205,53 +202,213 @@ typedef struct hrm_batch {
    int32_t B;
 } hrm_batch;
 
-typedef struct hrm_step_opts {
-   int32_t train;               /* 1: train-mode halting + backward; 0: eval */
-   int32_t global_batch;        /* gradient of loss / global_batch; 0 means B */
-   const uint8_t *active;       /* (B) eval only: rows to compute, NULL = all */
-} hrm_step_opts;
-
-/* Outputs of one ACT segment. The tensors are supplied by the caller (allocated once). */
-typedef struct hrm_step_out {
-   hrm_tensor *logits;          /* (B, S, V) f32, or NULL to skip */
-   hrm_tensor *q_halt_logits;   /* (B) f32, or NULL */
-   hrm_tensor *q_continue_logits; /* (B) f32, or NULL */
-   double loss, lm_loss, q_halt_loss, q_continue_loss;  /* batch sums, as the reference */
-   double accuracy, exact_accuracy, q_halt_accuracy, steps, count; /* sums over halted rows */
-} hrm_step_out;
-
 /* Fill cfg with the hrm_v1 defaults (vocab_size, seq_len, puzzle ids still to be set). */
 void hrm_config_default(hrm_config *cfg);
 /* HRM_OK if cfg describes a buildable model, else HRM_ERR_ARG naming the field. */
 int hrm_config_check(const hrm_config *cfg);
 
-int hrm_model_new(hrm_model **out, const hrm_config *cfg, uint64_t seed, int32_t device);
-/* The same model with every tensor zero and no random init: for loading weights into it. */
-int hrm_model_new_empty(hrm_model **out, const hrm_config *cfg, int32_t device);
-void hrm_model_free(hrm_model *m);
-int hrm_model_get_config(const hrm_model *m, hrm_config *out);
-/* Change the halting controls of a live model (curricula): halt_max_steps >= 1, prob in [0, 1]. */
-int hrm_model_set_halting(hrm_model *m, int32_t halt_max_steps, double exploration_prob);
-int64_t hrm_model_num_parameters(const hrm_model *m); /* Adam-trained parameters only */
-int32_t hrm_model_num_tensors(const hrm_model *m);    /* parameters + persistent buffers */
-/* [OUT] name (owned by the model), value: a view of tensor i; grad: a view of its gradient or
- * NULL for buffers. is_param: 1 for Adam-trained parameters, 0 for buffers. */
-int hrm_model_tensor(const hrm_model *m, int32_t i, const char **name, hrm_tensor **value,
-                     hrm_tensor **grad, int32_t *is_param);
-int32_t hrm_model_find_tensor(const hrm_model *m, const char *name); /* index, -1 if absent */
-int hrm_model_zero_grad(hrm_model *m);
-hrm_rng *hrm_model_rng(hrm_model *m);                 /* exploration RNG (state saved by callers) */
+/* ---- the parameter store ------------------------------------------------------------------
+ * Every tensor a model keeps, under the reference's state-dict names, in declaration order:
+ * parameters (HRM_KIND_PARAM) in one flat f32 block with their gradients in another at the
+ * same offsets, persistent buffers (HRM_KIND_BUFFER, e.g. H_init), and at most one sparse table
+ * (HRM_KIND_SPARSE: the puzzle embedding, trained by sign-SGD on the rows a batch touched).
+ * Modules declare their tensors into a store (hrm_module_*); the store is then built once:
+ * allocated and initialised in declaration order from its seeded RNG. Optimizers, checkpoints
+ * and safetensors see only the store. */
 
-int hrm_carry_new(hrm_carry **out, const hrm_model *m, int32_t B);
-void hrm_carry_free(hrm_carry *c);
-int32_t hrm_carry_batch(const hrm_carry *c);
-/* [OUT] views of the carry's state: "z_H", "z_L" (B, T, D) f32, "steps" (B) i32,
- * "halted" (B) u8, "inputs"/"labels" (B, S) i32, "puzzle_ids" (B) i32. */
-int hrm_carry_tensor(hrm_tensor **out, hrm_carry *c, const char *name);
+typedef struct hrm_params hrm_params;
 
-/* One ACT segment for every row (spec §2.2). In training, accumulates d(loss/global_batch). */
-int hrm_model_step(hrm_model *m, hrm_carry *c, const hrm_batch *batch,
-                   const hrm_step_opts *opts, hrm_step_out *out);
+enum hrm_kind { HRM_KIND_PARAM = 0, HRM_KIND_BUFFER = 1, HRM_KIND_SPARSE = 2 };
+/* Init rules (spec §1.1): ZERO; CONST (arg = the value); TRUNC_NORMAL (arg = std);
+ * LECUN (truncated normal, std = 1/sqrt(last dim), the fan-in of a [out, in] weight). */
+enum hrm_init { HRM_INIT_ZERO = 0, HRM_INIT_CONST = 1, HRM_INIT_TRUNC_NORMAL = 2,
+                HRM_INIT_LECUN = 3 };
+
+int hrm_params_new(hrm_params **out, uint64_t seed, int32_t device);
+void hrm_params_free(hrm_params *p);  /* modules and tapes keep their store alive */
+/* [OUT] index: declare a tensor (before build; names unique, at most 95 bytes). */
+int hrm_params_declare(int32_t *index, hrm_params *p, const char *name, int32_t kind,
+                       int32_t ndim, const int64_t *shape, int32_t init, double init_arg);
+/* Allocate every declared tensor once; init = 1 applies the init rules, 0 leaves zeros (for
+ * weights loaded next). Nothing can be declared afterwards. */
+int hrm_params_build(hrm_params *p, int32_t init);
+int32_t hrm_params_built(const hrm_params *p);
+int64_t hrm_params_num_parameters(const hrm_params *p); /* Adam-trained elements only */
+int32_t hrm_params_count(const hrm_params *p);           /* declared tensors of every kind */
+/* [OUT] name (owned by the store), value: a view of tensor i; grad: a view of its gradient or
+ * NULL for buffers and tables; kind: enum hrm_kind. Built stores only. */
+int hrm_params_tensor(const hrm_params *p, int32_t i, const char **name, hrm_tensor **value,
+                      hrm_tensor **grad, int32_t *kind);
+int32_t hrm_params_find(const hrm_params *p, const char *name); /* index, -1 if absent */
+/* Zero the gradient block and forget the sparse table's pending rows. */
+int hrm_params_zero_grad(hrm_params *p);
+int32_t hrm_params_sparse_pending(const hrm_params *p); /* sparse gradient rows held */
+hrm_rng *hrm_params_rng(hrm_params *p);  /* init and exploration RNG (state saved by callers) */
+
+/* Load every tensor of the store from a safetensors file (F32/BF16/F64/I32, reference names,
+ * optional "_orig_mod." prefix, unknown non-persistent buffers ignored). Missing/mis-shaped:
+ * error, nothing changed. */
+int hrm_params_load_safetensors(hrm_params *p, const char *path);
+int hrm_params_save_safetensors(const hrm_params *p, const char *path);
+
+/* ---- modules ----------------------------------------------------------------------------------
+ * C layers a model composes. Each declares its parameters into a store when made, and runs
+ * forward (and, through a tape, backward) through the backend table of the store's device.
+ * Modules are reference-counted (a module keeps its store and the modules it uses alive).
+ *
+ *   embedding          ids (B, S) i32 -> (B, S, D): rows of a (rows, D) table
+ *   puzzle embedding   ids (B) i32 -> (B, E): rows of a sparse (rows, E) table
+ *   input embedding    ids (B, S) [, puzzle ids (B)] -> (B, T, D), T = S + P: the reference's
+ *                      scale · [puzzle prefix ; token rows] (· 1/√2 with + learned positions)
+ *   linear             (N, in) -> (N, out), or with a token window (B, T, in) -> (B, count, out)
+ *                      over tokens first .. first + count - 1 of each row
+ *   block              (B, T, D) -> (B, T, D): post-norm attention + SwiGLU (spec §1.5)
+ *   reasoning          n inputs (B, T, D) -> (B, T, D): blocks over the sum of the inputs */
+
+typedef struct hrm_module hrm_module;
+
+enum hrm_module_kind { HRM_MODULE_EMBEDDING = 0, HRM_MODULE_PUZZLE_EMBEDDING = 1,
+                       HRM_MODULE_INPUT_EMBEDDING = 2, HRM_MODULE_LINEAR = 3,
+                       HRM_MODULE_BLOCK = 4, HRM_MODULE_REASONING = 5 };
+
+typedef struct hrm_block_config {
+   int32_t hidden_size;     /* D */
+   int32_t num_heads;       /* NH, D % NH == 0 */
+   double expansion;        /* SwiGLU width factor */
+   double rms_norm_eps;
+   int32_t rope;            /* 1: rotary positions over `tokens` positions */
+   int32_t tokens;          /* T (RoPE tables) */
+   double rope_theta;
+} hrm_block_config;
+
+/* `name.embedding_weight` (rows, dim), truncated normal with std init_std. */
+int hrm_module_embedding(hrm_module **out, hrm_params *p, const char *name, int32_t rows,
+                         int32_t dim, double init_std);
+/* `name.weights` (rows, dim): the sparse table, zero-initialised. */
+int hrm_module_puzzle_embedding(hrm_module **out, hrm_params *p, const char *name, int32_t rows,
+                                int32_t dim);
+/* Over the tokens' embedding, optional learned positions (an embedding of T rows) and an
+ * optional puzzle embedding whose E values fill `prefix` positions (E <= prefix · D). */
+int hrm_module_input_embedding(hrm_module **out, hrm_module *tokens, hrm_module *positions,
+                               hrm_module *puzzle, int32_t prefix, double scale);
+/* `name.weight` (out, in) with init (HRM_INIT_*, init_arg) and, when bias, `name.bias` (out)
+ * = bias_init. count = 0: every token (any (N, in) input). */
+int hrm_module_linear(hrm_module **out, hrm_params *p, const char *name, int32_t in,
+                      int32_t out_features, int32_t bias, int32_t init, double init_arg,
+                      double bias_init, int32_t first, int32_t count);
+/* `name.self_attn.{qkv_proj,o_proj}.weight`, `name.mlp.{gate_up_proj,down_proj}.weight`. */
+int hrm_module_block(hrm_module **out, hrm_params *p, const char *name,
+                     const hrm_block_config *cfg);
+/* `layers` blocks named `name.layers.i`. */
+int hrm_module_reasoning(hrm_module **out, hrm_params *p, const char *name, int32_t layers,
+                         const hrm_block_config *cfg);
+void hrm_module_free(hrm_module *m);
+int32_t hrm_module_kind(const hrm_module *m);
+int64_t hrm_module_num_parameters(const hrm_module *m); /* elements of its tensors */
+/* [OUT] ndim, shape (4 entries): the output shape for these inputs, after checking them. */
+int hrm_module_output_shape(int32_t *ndim, int64_t *shape, const hrm_module *m, int32_t n,
+                            const hrm_tensor *const *inputs);
+/* out = module(inputs), saving nothing (scratch from the store). out may alias an input. */
+int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
+                       const hrm_tensor *const *inputs);
+
+/* ---- the tape -----------------------------------------------------------------------------------
+ * A call made through a tape records what its backward needs in the tape's arena (sized at
+ * first use: at a fixed batch size nothing is allocated after the first pass) and returns its
+ * output as a view of that arena, valid until the next reset. An input that is the output of
+ * an earlier call, or a watched tensor, carries gradient; any other input is a constant.
+ * Backward replays the calls in reverse, accumulates parameter gradients into the store (+=;
+ * shared weights accumulate) and keeps the gradients of every call output and watched tensor. */
+
+typedef struct hrm_tape hrm_tape;
+
+int hrm_tape_new(hrm_tape **out, hrm_params *p);
+void hrm_tape_free(hrm_tape *t);
+int hrm_tape_reset(hrm_tape *t);                /* forget every call; memory is kept */
+int32_t hrm_tape_calls(const hrm_tape *t);
+/* [OUT] out: a new view of the call's output (freed by the caller; the data is the tape's). */
+int hrm_tape_call(hrm_tensor **out, hrm_tape *t, hrm_module *m, int32_t n,
+                  const hrm_tensor *const *inputs);
+/* Ask for the gradient of x (an f32 tensor not made by this tape) at backward. */
+int hrm_tape_watch(hrm_tape *t, const hrm_tensor *x);
+/* d(Σ <outputs[i], grads[i]>): outputs are call outputs of this tape; once per reset. */
+int hrm_tape_backward(hrm_tape *t, int32_t n, const hrm_tensor *const *outputs,
+                      const hrm_tensor *const *grads);
+/* [OUT] out: a new tensor holding the gradient of x (a call output or watched tensor) after
+ * backward; zeros where the gradient did not reach. */
+int hrm_tape_grad(hrm_tensor **out, hrm_tape *t, const hrm_tensor *x);
+
+/* ---- ACT and loss ops ------------------------------------------------------------------------
+ * The adaptive-computation wrapper every recurrent model shares (spec §2, §3), as batch ops:
+ * the carry reset, row gathers, halting with exploration, the target-Q, the losses with the
+ * reference's sums and their gradients, and the inference bookkeeping. A carry is a set of
+ * tensors: the recurrent states (B, T, D) with their init vectors (D), and the per-row fields. */
+
+typedef struct hrm_act_carry {
+   int32_t nstates;                   /* 1..4 recurrent states */
+   int32_t reserved;
+   hrm_tensor *states[4];             /* (B, T, D) f32 */
+   const hrm_tensor *inits[4];        /* (D) f32 */
+   hrm_tensor *steps;                 /* (B) i32 */
+   hrm_tensor *halted;                /* (B) u8 */
+   hrm_tensor *inputs, *labels;       /* (B, S) i32 */
+   hrm_tensor *puzzle_ids;            /* (B) i32 */
+} hrm_act_carry;
+
+typedef struct hrm_act_metrics {
+   double loss, lm_loss, q_halt_loss, q_continue_loss;        /* batch sums, as the reference */
+   double accuracy, exact_accuracy, q_halt_accuracy, steps, count; /* sums over halted rows */
+} hrm_act_metrics;
+
+/* Check a carry's tensors and a batch against it: token ids in [0, vocab), labels in
+ * [0, vocab) or -100, puzzle ids in [0, num_ids) (0 when num_ids == 0). */
+int hrm_act_check_batch(const hrm_act_carry *c, const hrm_batch *batch, int32_t vocab,
+                        int32_t num_ids);
+/* [OUT] n: the rows of active (B) u8 listed in rows (B) i32 (all rows when active is NULL). */
+int hrm_act_rows(int32_t *n, hrm_tensor *rows, const hrm_tensor *active);
+/* Rows rows[0..n) (all when rows is NULL) that are halted restart from the batch: states =
+ * inits at every position, steps 0, inputs, labels (-100 without), puzzle ids (0 without). */
+int hrm_act_reset(const hrm_act_carry *c, const hrm_batch *batch, const hrm_tensor *rows,
+                  int32_t n);
+/* dst[i] = src[rows[i]] (gather) or dst[rows[i]] = src[i] (scatter) for i < n, over the first
+ * dimension; rows NULL means rows[i] = i. */
+int hrm_rows_gather(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n);
+int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n);
+/* Halting (spec §2.2) of n rows: new_steps = steps[row] + 1; halted at max_steps, and in
+ * training with max_steps > 1 also when q_halt > q_continue unless an exploration draw (two
+ * uniforms a row, in row order) sets a minimum. q (n, 2) = [q_halt, q_continue]. */
+int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,
+                 const hrm_tensor *rows, int32_t n, const hrm_tensor *q, int32_t max_steps,
+                 double exploration_prob, int32_t train, hrm_rng *rng);
+/* target (n) = sigmoid(q_halt' if new_steps >= max_steps else max(q_halt', q_continue')) from
+ * the next segment's q' (n, 2). */
+int hrm_act_target_q(hrm_tensor *target, const hrm_tensor *q_next, const hrm_tensor *new_steps,
+                     int32_t n, int32_t max_steps);
+/* The loss head (spec §3) over n rows: lm loss (stablemax or softmax cross-entropy, mean over
+ * each row's labelled tokens), q_halt BCE against exact correctness, q_continue BCE against
+ * target (NULL: none), metrics over halted rows. With dlogits (n, S, V) and dq (n, 2) not NULL,
+ * also the gradients of loss / global_batch. Fails (HRM_ERR_NUMERIC) on a non-finite loss. */
+int hrm_act_loss(hrm_act_metrics *out, hrm_tensor *dlogits, hrm_tensor *dq,
+                 const hrm_tensor *logits, const hrm_tensor *q, const hrm_tensor *labels,
+                 const hrm_tensor *new_steps, const hrm_tensor *new_halted,
+                 const hrm_tensor *target, int32_t n, int32_t loss_kind, double global_batch);
+/* Commit n rows: carry steps, halted = new_*; logits_out (B, S, V), q_halt_out, q_continue_out
+ * (B) rows = logits (n, S, V), q (n, 2) (outputs may be NULL). */
+int hrm_act_commit(const hrm_act_carry *c, const hrm_tensor *new_steps,
+                   const hrm_tensor *new_halted, const hrm_tensor *rows, int32_t n,
+                   hrm_tensor *logits_out, hrm_tensor *q_halt_out, hrm_tensor *q_continue_out,
+                   const hrm_tensor *logits, const hrm_tensor *q);
+/* Inference bookkeeping after a segment: every active row (active (B) u8) records segment,
+ * argmax predictions (B, S) of logits (B, S, V), its Q values; halt_q stops rows whose
+ * q_halt > q_continue. [OUT] n_active: rows still active. */
+int hrm_act_solve_update(int32_t *n_active, hrm_tensor *predictions, hrm_tensor *steps,
+                         hrm_tensor *q_halt, hrm_tensor *q_continue, hrm_tensor *active,
+                         const hrm_tensor *logits, const hrm_tensor *q_halt_logits,
+                         const hrm_tensor *q_continue_logits, int32_t segment, int32_t halt_q);
+/* pred (N) i32 = first index of the maximum of each row of x (N, V) f32. */
+int hrm_argmax_rows(hrm_tensor *pred, const hrm_tensor *x);
+/* ema = decay · ema + (1 - decay) · x, elementwise in double (f32 tensors of equal numel). */
+int hrm_ema_update(hrm_tensor *ema, const hrm_tensor *x, double decay);
 
 /* ---- optimizers ------------------------------------------------------------------------------ */
 
@@ -265,7 +422,7 @@ typedef struct hrm_optim_config {
 
 typedef struct hrm_optim hrm_optim;
 
-int hrm_optim_new(hrm_optim **out, hrm_model *m, const hrm_optim_config *cfg);
+int hrm_optim_new(hrm_optim **out, hrm_params *p, const hrm_optim_config *cfg);
 void hrm_optim_free(hrm_optim *o);
 /* Apply the accumulated gradients with absolute learning rates, then zero them. */
 int hrm_optim_step(hrm_optim *o, double lr, double puzzle_emb_lr);
@@ -288,10 +445,6 @@ int hrm_safetensors_get(hrm_tensor **out, const hrm_safetensors *f, const char *
 int hrm_safetensors_write(const char *path, int32_t n, const char *const *names,
                           const hrm_tensor *const *tensors);
 
-/* Load every model tensor from a safetensors file (F32/BF16/F64/I32, reference names, optional
- * "_orig_mod." prefix, unknown non-persistent buffers ignored). Missing/mis-shaped: error. */
-int hrm_model_load_safetensors(hrm_model *m, const char *path);
-int hrm_model_save_safetensors(const hrm_model *m, const char *path);
 
 /* ---- datasets ------------------------------------------------------------------------------
  * The reference's puzzle dataset (HRM_SPEC §5.1): examples inputs/labels (N, S); puzzles as CSR

@@ -13,13 +13,14 @@
 
 const char *hrm_version(void) { return HRM_VERSION_STRING; }
 
-int32_t hrm_abi_version(void) { return 2; }
+int32_t hrm_abi_version(void) { return 3; }
 
 size_t hrm_sizeof(const char *type_name) {
    static const struct { const char *name; size_t size; } table[] = {
       {"hrm_tensor", sizeof(hrm_tensor)},         {"hrm_rng", sizeof(hrm_rng)},
       {"hrm_config", sizeof(hrm_config)},         {"hrm_batch", sizeof(hrm_batch)},
-      {"hrm_step_opts", sizeof(hrm_step_opts)},   {"hrm_step_out", sizeof(hrm_step_out)},
+      {"hrm_block_config", sizeof(hrm_block_config)}, {"hrm_act_carry", sizeof(hrm_act_carry)},
+      {"hrm_act_metrics", sizeof(hrm_act_metrics)},
       {"hrm_optim_config", sizeof(hrm_optim_config)}, {"hrm_tensor_ref", sizeof(hrm_tensor_ref)},
       {"hrm_dataset_meta", sizeof(hrm_dataset_meta)}, {"hrm_dataset_arrays", sizeof(hrm_dataset_arrays)},
       {"hrm_sampler_config", sizeof(hrm_sampler_config)},

@@ -3,8 +3,8 @@
  * Layers are llm.c-style functions over flat float arrays, outputs first, each `_forward` with
  * its `_backward` beside it. Parameter gradients accumulate (+=); activation gradients are
  * written (=) unless an argument says otherwise. Nothing here allocates, fails or touches the
- * public objects; model.c owns memory and validation. Also holds the private layouts of
- * hrm_model, hrm_carry and hrm_optim, shared by model.c, carry.c and optim.c.
+ * public objects; the modules (module.c) own validation and the store (params.c) memory. Also
+ * holds the private layouts of the store and the optimizer.
  */
 #ifndef HRM_NN_H
 #define HRM_NN_H
@@ -174,7 +174,7 @@ typedef struct hrm_backend {
    void (*adamw_update)(float *, float *, float *, const float *, int64_t, float, float, float,
                         float, float, float);
    void (*signsgd_update)(float *, const float *, const int32_t *, int64_t, int, float, float);
-   /* Optional fused entries; where one is NULL, model.c calls the separate ops above. */
+   /* Optional fused entries; where one is NULL, module.c calls the separate ops above. */
    void (*add_rmsnorm_forward)(float *, float *, const float *, const float *, int64_t, int,
                                float);
    void (*rope_attention_forward)(float *, float *, float *, const float *, const float *, int,
@@ -186,10 +186,10 @@ typedef struct hrm_backend {
 
 extern const hrm_backend hrm_cpu_backend;
 
-/* ---- private object layouts (model.c, carry.c, optim.c) ----------------------------------- */
+/* ---- private object layouts (params.c, module.c, tape.c, optim.c) ------------------------ */
 
-/* Activations of one post-norm block; the 1-step-gradient segment keeps one per layer, the
- * no-grad cycles reuse a single record. */
+/* Activations of one post-norm block, kept by a call made with a tape; an untaped call reuses
+ * one record in the store's scratch. */
 typedef struct hrm_block_acts {
    float *qkv;    // (B, T, 3D) after RoPE
    float *att;    // (B, NH, T, T) attention probabilities
@@ -202,102 +202,51 @@ typedef struct hrm_block_acts {
    float *rstd2;  // (B, T)
 } hrm_block_acts;
 
-/* Named views of one block's weights (PyTorch [out, in]). */
-typedef struct hrm_block_params {
-   float *qkv;      // (3D, D)
-   float *o;        // (D, D)
-   float *gate_up;  // (2I, D)
-   float *down;     // (D, I)
-} hrm_block_params;
-
+/* One declared tensor of a store. */
 typedef struct hrm_named {
    char name[96];
-   hrm_tensor *value;  // owned view (parameters: into the flat block)
-   hrm_tensor *grad;   // owned view into the gradient block, NULL for buffers
-   int32_t is_param;
+   int32_t kind;          // enum hrm_kind
+   int32_t init;          // enum hrm_init
+   double init_arg;
+   int32_t ndim;
+   int64_t shape[4];
+   int64_t offset;        // parameters: element offset in the flat blocks
+   hrm_tensor *value;     // owned view (parameters: into the flat block), NULL until built
+   hrm_tensor *grad;      // owned view into the gradient block, NULL for buffers and tables
 } hrm_named;
 
-/* The step's working memory, sized for `cap` rows; the train part only once training runs. */
-typedef struct hrm_arena {
-   int32_t cap, has_train;
-   float *base;
-   size_t floats;
-   /* inputs of the rows being computed (compacted when an active mask is given) */
-   int32_t *rows;       // (B) carry row of each computed row
-   int32_t *inputs;     // (B, S)
-   int32_t *labels;     // (B, S)
-   int32_t *pids;       // (B)
-   int32_t *pred;       // (B, S) argmax
-   int32_t *new_steps;  // (B) steps after this segment
-   uint8_t *new_halted; // (B) halted after this segment
-   double *tok_loss;    // (B, S)
-   double *tok_w;       // (B, S) loss weights for the backward
-   double *row_w;       // (B) BCE weights
-   double *bce;         // (B)
-   float *x;            // (B, T, D) input embedding
-   float *prefix;       // (B, E) puzzle rows of the batch
-   float *zH, *zL;      // (B, T, D) working carry
-   float *inj;          // (B, T, D) input injection / block input
-   float *tmp;          // (B, T, D) sublayer output
-   hrm_block_acts scratch;  // one record reused by every no-grad block
-   float *logits_full;  // (B, T, V)
-   float *logits;       // (B, S, V) task positions only
-   float *q;            // (B, 2)
-   float *qh, *qc;      // (B) q_halt, q_continue
-   float *q_next;       // (B, 2) target-Q forward
-   float *target;       // (B) target_q_continue
-   float *seq_ok;       // (B) seq_is_correct as 0/1
-   /* training only */
-   hrm_block_acts *saved;   // (L_layers + H_layers) records of the gradient segment
-   float *in_L, *in_H;      // (B, T, D) module inputs of the gradient calls
-   float *dlogits_full;     // (B, T, V)
-   float *dlogits;          // (B, S, V)
-   float *dq;               // (B, 2)
-   float *dqs;              // (2, B) q_halt then q_continue gradients
-   float *dh, *dh2;         // (B, T, D)
-   float *dqkv;             // (B, T, 3D)
-   float *dgu;              // (B, T, 2I)
-   float *dact;             // (B, T, I)
-   float *datt;             // (B, NH, T, T)
-} hrm_arena;
-
-struct hrm_model {
-   hrm_config cfg;
-   int32_t device;
+struct hrm_params {
+   int32_t device, built, refs;
    const hrm_backend *be;
-   int P, T, I, HD, E;
-   int64_t num_params;
-   hrm_tensor *params;     // (num_params) flat parameter block
-   hrm_tensor *grads;      // (num_params) flat gradient block
-   hrm_tensor *puzzle;     // (num_puzzle_identifiers, E) sparse embedding buffer, or NULL
-   hrm_tensor *H_init;     // (D)
-   hrm_tensor *L_init;     // (D)
-   float *w_tok, *w_lm, *w_q, *b_q, *w_pos;      // (V, D) (V, D) (2, D) (2) (T, D)
-   float *g_tok, *g_lm, *g_q, *gb_q, *g_pos;
-   hrm_block_params *Hp, *Lp, *Hg, *Lg;          // H_layers / L_layers entries
-   int32_t ntensors;
-   hrm_named *tensors;
-   float *rope_cos, *rope_sin;  // (T, HD)
    hrm_rng rng;
-   /* puzzle-prefix gradient of the last training step(s), consumed by sign-SGD */
-   float *pgrad;           // (pcap, E)
-   int32_t *pgrad_ids;     // (pcap)
-   int32_t pgrad_rows, pcap;
-   hrm_arena arena;
+   int32_t count, cap;
+   hrm_named *tensors;         // (cap) in declaration order
+   int64_t num_params;
+   hrm_tensor *params;         // (num_params) flat parameter block
+   hrm_tensor *grads;          // (num_params) flat gradient block
+   /* the sparse table (puzzle embedding): gradient rows of the batches since the last step */
+   int32_t sparse;             // index of the table, -1 when none
+   int32_t sparse_dim;         // E
+   float *sgrad;               // (scap, E) row gradients, appended per backward
+   int32_t *sgrad_ids;         // (scap) their table rows
+   int32_t srows, scap;
+   /* shared scratch of untaped calls and backward passes, grown at first use */
+   float *scratch;
+   size_t scratch_floats;
 };
 
-struct hrm_carry {
-   int32_t B, T, D, S;
-   hrm_tensor *z_H, *z_L;              // (B, T, D) f32
-   hrm_tensor *steps;                  // (B) i32
-   hrm_tensor *halted;                 // (B) u8
-   hrm_tensor *inputs, *labels;        // (B, S) i32
-   hrm_tensor *puzzle_ids;             // (B) i32
-};
+/* The store's scratch of at least `floats` floats (64-byte aligned); NULL on failure (with the
+ * error set). Growing frees the old block: nothing may hold scratch across calls. */
+float *hrm_params_scratch(hrm_params *p, size_t floats);
+/* Make room for `rows` more sparse-gradient rows; returns the first free row or NULL. */
+int hrm_params_sparse_append(hrm_params *p, int32_t rows, float **grad, int32_t **ids);
+/* Raw pointer of tensor i's value / gradient (built stores only). */
+float *hrm_params_value_ptr(const hrm_params *p, int32_t i);
+float *hrm_params_grad_ptr(const hrm_params *p, int32_t i);
 
 struct hrm_optim {
    hrm_optim_config cfg;
-   hrm_model *model;
+   hrm_params *params;
    hrm_tensor *m, *v;   // (num_params) f32
    hrm_tensor *t;       // (1) f64 step count
 };

@@ -1,7 +1,7 @@
-/* optim.c — the reference's optimizers over a model's flat parameter block (spec §4).
+/* optim.c — the reference's optimizers over a parameter store's flat block (spec §4).
  *
  * AdamATan2 (a = b = 1, no eps, decoupled decay first) or AdamW on every parameter, then
- * sign-SGD with decoupled decay on the puzzle-table rows of the last training batch, then all
+ * sign-SGD with decoupled decay on the puzzle-table rows of the batches since the last step, then all
  * gradients are zeroed. Learning rates are absolute (schedules live in Lua). State: m, v
  * (num_parameters each) and the step count t, incremented before use.
  */
@@ -12,10 +12,11 @@
 #include "error.h"
 #include "nn.h"
 
-int hrm_optim_new(hrm_optim **out, hrm_model *m, const hrm_optim_config *cfg) {
+int hrm_optim_new(hrm_optim **out, hrm_params *m, const hrm_optim_config *cfg) {
    HRM_CHECK(out, HRM_ERR_ARG, "optim_new: out is NULL");
    *out = NULL;
-   HRM_CHECK(m && cfg, HRM_ERR_ARG, "optim_new: model or config is NULL");
+   HRM_CHECK(m && cfg, HRM_ERR_ARG, "optim_new: parameter store or config is NULL");
+   HRM_CHECK(m->built, HRM_ERR_STATE, "optim_new: the parameter store is not built yet");
    HRM_CHECK(cfg->kind == HRM_OPTIM_ADAM_ATAN2 || cfg->kind == HRM_OPTIM_ADAMW, HRM_ERR_ARG,
              "optim_new: kind = %d is not adam_atan2 (0) or adamw (1)", cfg->kind);
    HRM_CHECK(isfinite(cfg->lr) && cfg->lr >= 0.0, HRM_ERR_ARG, "optim_new: lr = %g must be >= 0",
@@ -36,7 +37,8 @@ int hrm_optim_new(hrm_optim **out, hrm_model *m, const hrm_optim_config *cfg) {
    hrm_optim *o = calloc(1, sizeof *o);
    HRM_CHECK(o, HRM_ERR_MEMORY, "optim_new: out of memory");
    o->cfg = *cfg;
-   o->model = m;
+   o->params = m;
+   m->refs++;
    const int64_t n = m->num_params, one = 1;
    int rc;
    if ((rc = hrm_tensor_new(&o->m, HRM_DTYPE_F32, 1, &n)) != HRM_OK ||
@@ -54,6 +56,7 @@ void hrm_optim_free(hrm_optim *o) {
    hrm_tensor_free(o->m);
    hrm_tensor_free(o->v);
    hrm_tensor_free(o->t);
+   hrm_params_free(o->params);
    free(o);
 }
 
@@ -62,7 +65,7 @@ int hrm_optim_step(hrm_optim *o, double lr, double puzzle_emb_lr) {
    HRM_CHECK(isfinite(lr) && lr >= 0.0, HRM_ERR_ARG, "optim_step: lr = %g must be >= 0", lr);
    HRM_CHECK(isfinite(puzzle_emb_lr) && puzzle_emb_lr >= 0.0, HRM_ERR_ARG,
              "optim_step: puzzle_emb_lr = %g must be >= 0", puzzle_emb_lr);
-   hrm_model *m = o->model;
+   hrm_params *m = o->params;
    const hrm_optim_config *c = &o->cfg;
    double *t = o->t->data;
    *t += 1.0;
@@ -77,10 +80,11 @@ int hrm_optim_step(hrm_optim *o, double lr, double puzzle_emb_lr) {
                           (float)(1.0 - lr * c->weight_decay), (float)(1.0 - c->beta1),
                           (float)c->beta2, (float)sqrt(bc2), (float)c->eps);
    }
-   if (m->E > 0 && m->pgrad_rows > 0)
-      m->be->signsgd_update(m->puzzle->data, m->pgrad, m->pgrad_ids, m->pgrad_rows, m->E,
-                            (float)puzzle_emb_lr, (float)c->puzzle_emb_weight_decay);
-   return hrm_model_zero_grad(m);
+   if (m->sparse >= 0 && m->srows > 0)
+      m->be->signsgd_update(hrm_params_value_ptr(m, m->sparse), m->sgrad, m->sgrad_ids, m->srows,
+                            m->sparse_dim, (float)puzzle_emb_lr,
+                            (float)c->puzzle_emb_weight_decay);
+   return hrm_params_zero_grad(m);
 }
 
 int hrm_optim_tensor(hrm_tensor **out, hrm_optim *o, const char *name) {

@@ -598,11 +598,11 @@ static void problem_print(char *msg, size_t cap, const problems *p, const char *
 
 #define LOAD_CHUNK ((int64_t)1 << 16) /* elements converted per hrm_tensor_copy */
 
-int hrm_model_load_safetensors(hrm_model *m, const char *path) {
-   HRM_CHECK(m, HRM_ERR_ARG, "model_load_safetensors: model is NULL");
-   HRM_CHECK(path, HRM_ERR_ARG, "model_load_safetensors: path is NULL");
-   int32_t n = hrm_model_num_tensors(m);
-   HRM_CHECK(n >= 0, HRM_ERR_STATE, "model_load_safetensors: the model reports %d tensors", n);
+int hrm_params_load_safetensors(hrm_params *m, const char *path) {
+   HRM_CHECK(m, HRM_ERR_ARG, "load_safetensors: parameter store is NULL");
+   HRM_CHECK(path, HRM_ERR_ARG, "load_safetensors: path is NULL");
+   int32_t n = hrm_params_count(m);
+   HRM_CHECK(n >= 0, HRM_ERR_STATE, "load_safetensors: the model reports %d tensors", n);
    hrm_safetensors *f;
    HRM_TRY(hrm_safetensors_open(&f, path));
 
@@ -612,7 +612,7 @@ int hrm_model_load_safetensors(hrm_model *m, const char *path) {
    problems missing = {0}, shaped = {0}, typed = {0}, unknown = {0}, twice = {0};
    int rc = HRM_OK;
    if (!slots) {
-      rc = HRM_FAIL(HRM_ERR_MEMORY, "model_load_safetensors: out of memory");
+      rc = HRM_FAIL(HRM_ERR_MEMORY, "load_safetensors: out of memory");
       goto done;
    }
 
@@ -620,7 +620,7 @@ int hrm_model_load_safetensors(hrm_model *m, const char *path) {
    for (int32_t i = 0; i < n; i++) {
       hrm_tensor *grad = NULL;
       int32_t is_param = 0;
-      rc = hrm_model_tensor(m, i, &slots[i].name, &slots[i].value, &grad, &is_param);
+      rc = hrm_params_tensor(m, i, &slots[i].name, &slots[i].value, &grad, &is_param);
       hrm_tensor_free(grad);
       if (rc != HRM_OK) goto done;
    }
@@ -631,7 +631,7 @@ int hrm_model_load_safetensors(hrm_model *m, const char *path) {
       const char *name = e->name;
       if (strncmp(name, ORIG_MOD_PREFIX, strlen(ORIG_MOD_PREFIX)) == 0)
          name += strlen(ORIG_MOD_PREFIX);
-      int32_t k = hrm_model_find_tensor(m, name);
+      int32_t k = hrm_params_find(m, name);
       if (k < 0 || k >= n) {
          if (!is_ignored(name)) problem_add(&unknown, "%.120s", e->name);
          continue;
@@ -733,22 +733,22 @@ done:
    return rc;
 }
 
-int hrm_model_save_safetensors(const hrm_model *m, const char *path) {
-   HRM_CHECK(m, HRM_ERR_ARG, "model_save_safetensors: model is NULL");
-   HRM_CHECK(path && path[0], HRM_ERR_ARG, "model_save_safetensors: path is NULL or empty");
-   int32_t n = hrm_model_num_tensors(m);
-   HRM_CHECK(n >= 0, HRM_ERR_STATE, "model_save_safetensors: the model reports %d tensors", n);
+int hrm_params_save_safetensors(const hrm_params *m, const char *path) {
+   HRM_CHECK(m, HRM_ERR_ARG, "save_safetensors: parameter store is NULL");
+   HRM_CHECK(path && path[0], HRM_ERR_ARG, "save_safetensors: path is NULL or empty");
+   int32_t n = hrm_params_count(m);
+   HRM_CHECK(n >= 0, HRM_ERR_STATE, "save_safetensors: the model reports %d tensors", n);
    const char **names = calloc(n ? (size_t)n : 1, sizeof *names);
    hrm_tensor **tensors = calloc(n ? (size_t)n : 1, sizeof *tensors);
    int rc = HRM_OK;
    if (!names || !tensors) {
-      rc = HRM_FAIL(HRM_ERR_MEMORY, "model_save_safetensors: out of memory");
+      rc = HRM_FAIL(HRM_ERR_MEMORY, "save_safetensors: out of memory");
       goto done;
    }
    for (int32_t i = 0; i < n && rc == HRM_OK; i++) {
       hrm_tensor *value = NULL, *grad = NULL;
       int32_t is_param = 0;
-      rc = hrm_model_tensor(m, i, &names[i], &value, &grad, &is_param);
+      rc = hrm_params_tensor(m, i, &names[i], &value, &grad, &is_param);
       hrm_tensor_free(grad);
       if (rc != HRM_OK) break;
       if (value->dtype == HRM_DTYPE_F32 && value->device == HRM_DEVICE_CPU) {

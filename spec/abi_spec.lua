@@ -4,8 +4,8 @@ local hrm = require "hrm"
 local C = hrm.C
 
 describe("the C ABI", function()
-   for _, name in ipairs({ "hrm_tensor", "hrm_rng", "hrm_config", "hrm_batch", "hrm_step_opts",
-                           "hrm_step_out", "hrm_optim_config", "hrm_tensor_ref", "hrm_dataset_meta",
+   for _, name in ipairs({ "hrm_tensor", "hrm_rng", "hrm_config", "hrm_batch", "hrm_block_config",
+                           "hrm_act_carry", "hrm_act_metrics", "hrm_optim_config", "hrm_tensor_ref", "hrm_dataset_meta",
                            "hrm_dataset_arrays", "hrm_sampler_config", "hrm_sampler_state" }) do
       it("agrees on sizeof(" .. name .. ")", function()
          local csize = tonumber(C.hrm_sizeof(name))

@@ -1,68 +1,101 @@
--- hrm.Model — the HRM model (C: core/model.c) as a Torch-like Lua object.
+-- hrm.Model — a model built from a Lua model file over hrm.nn modules, as a Torch-like object.
 --
+-- hrm.Model(cfg) picks the model file by cfg.arch ("hrm": lua/hrm/models/hrm.lua; or a path to
+-- a user's model file), declares its modules into a parameter store and builds it.
 -- model:step(carry, batch, opts) runs one ACT segment for every row (with the backward in
 -- training) and returns the reference's losses and metrics; model:solve(batch, opts) runs the
 -- inference loop with a halting policy ("max", "q", or a Lua function). Output tensors are
 -- allocated once per batch size and refilled by every step: copy them (`:clone()`) to keep.
 local ffi = require "ffi"
+local bit = require "bit"
 local C = require "hrm.ffi"
 local Tensor = require "hrm.Tensor"
 local config = require "hrm.config"
+local nn = require "hrm.nn"
+local act = require "hrm.models.act"
 
 local Model = {}
 Model.__index = Model
+local Carry = act.Carry
 
-local Carry = {}
-Carry.__index = Carry
+local function fail(level, fmt, ...) error(string.format(fmt, ...), level + 1) end
 
-local out_tensor = ffi.new("hrm_tensor *[1]")
-local name_out = ffi.new("const char *[1]")
-local value_out = ffi.new("hrm_tensor *[1]")
-local grad_out = ffi.new("hrm_tensor *[1]")
-local is_param_out = ffi.new("int32_t[1]")
-
-local function check(rc, level)
-   if rc ~= 0 then
-      error((ffi.string(C.hrm_last_error()):gsub(" %(%S+:%d+%)$", "")), (level or 1) + 1)
-   end
+-- FNV-1a (64-bit) of a string, as 16 hex digits: names a model file's exact content.
+local function content_hash(s)
+   local h = 0xcbf29ce484222325ULL
+   for i = 1, #s do h = bit.bxor(h, s:byte(i)) * 0x100000001b3ULL end
+   return bit.tohex(h, 16)
 end
 
-local function handle(self)
-   local h = rawget(self, "_h")
-   if h == nil then error("hrm.Model: the model was freed", 3) end
-   return h
+-- The model file of cfg.arch: a built-in name or a path; returns the file's table and, for a
+-- path, the hash of its content (which must match cfg.arch_hash when the config carries one).
+local function load_arch(cfg, level)
+   local arch = cfg.arch or "hrm"
+   if arch:match("^[%w_]+$") then
+      local ok, m = pcall(require, "hrm.models." .. arch)
+      if not ok then fail(level, "hrm.Model: unknown arch '%s' (built in: hrm), or a model file's path", arch) end
+      return m, nil
+   end
+   local f = io.open(arch, "rb")
+   if not f then fail(level, "hrm.Model: cannot read the model file '%s' (cfg.arch)", arch) end
+   local src = f:read("*a")
+   f:close()
+   local hash = content_hash(src)
+   if cfg.arch_hash and cfg.arch_hash ~= hash then
+      fail(level, "hrm.Model: the model file '%s' has changed since this model was saved (content hash %s, " ..
+           "saved %s)\n---> HINT: load it with the file it was trained with", arch, hash, cfg.arch_hash)
+   end
+   local chunk, err = load(src, "@" .. arch)
+   if not chunk then fail(level, "hrm.Model: the model file '%s' does not compile: %s", arch, err) end
+   local ok, m = pcall(chunk)
+   if not ok or type(m) ~= "table" or type(m.build) ~= "function" or type(m.embed) ~= "function"
+      or type(m.forward) ~= "function" then
+      fail(level, "hrm.Model: the model file '%s' must return a table with build, embed and forward%s", arch,
+           ok and "" or ": " .. tostring(m))
+   end
+   return m, hash
 end
 
 -- hrm.Model(cfg [, {device = "cpu", seed = n, empty = false}]); empty = true skips the random
 -- init (every tensor zero), for models whose weights are loaded next.
 local function new(cfg, opts)
    if type(cfg) ~= "table" then
-      error("hrm.Model: bad argument #1 (cfg): expected a config table (hrm.config.hrm_v1{...}), got " ..
-            type(cfg), 2)
+      fail(2, "hrm.Model: bad argument #1 (cfg): expected a config table (hrm.config.hrm_v1{...}), got %s", type(cfg))
    end
    opts = opts or {}
    local full = config.hrm_v1(cfg)
    local c = config.to_c(full, 2)
    local device = opts.device or require("hrm").default_device()
    if device ~= "cpu" and device ~= "cuda" then
-      error("hrm.Model: option 'device' must be \"cpu\" or \"cuda\", got " .. tostring(device), 2)
+      fail(2, "hrm.Model: option 'device' must be \"cpu\" or \"cuda\", got %s", tostring(device))
    end
    local seed = opts.seed or 0
    if type(seed) ~= "number" or seed < 0 or seed ~= math.floor(seed) then
-      error("hrm.Model: option 'seed' must be a non-negative integer, got " .. tostring(seed), 2)
+      fail(2, "hrm.Model: option 'seed' must be a non-negative integer, got %s", tostring(seed))
    end
-   local out = ffi.new("hrm_model *[1]")
-   local dev = device == "cuda" and 1 or 0
-   check(opts.empty and C.hrm_model_new_empty(out, c, dev) or C.hrm_model_new(out, c, seed, dev), 2)
-   return setmetatable({ _h = ffi.gc(out[0], C.hrm_model_free), cfg = config.from_c(c), device = device },
-                       Model)
+   local arch, hash = load_arch(full, 3)
+   local cfg_out = config.from_c(c)
+   cfg_out.arch, cfg_out.arch_hash = full.arch, hash
+   local store = nn.Store{ seed = seed, device = device }
+   local net = arch.build(cfg_out, store)
+   store:build(not opts.empty)
+   local self = setmetatable({ cfg = cfg_out, device = device, store = store, net = net, arch = arch }, Model)
+   self.tape = nn.Tape(store)
+   return self
+end
+
+local function handle(self)
+   local s = rawget(self, "store")
+   if s == nil then error("hrm.Model: the model was freed", 3) end
+   return s
 end
 
 function Model:free()
-   local h = rawget(self, "_h")
-   if h ~= nil then
-      self._h = nil
-      C.hrm_model_free(ffi.gc(h, nil))
+   if rawget(self, "store") ~= nil then
+      self.tape:free()
+      self.store = nil
+      self.net, self._work = nil, nil
+      collectgarbage()
    end
 end
 
@@ -74,29 +107,27 @@ end
 
 -- model:set_halting{max_steps = n, exploration_prob = p}: change the ACT controls (curricula).
 function Model:set_halting(opts)
-   if type(opts) ~= "table" then error("set_halting: expected a table {max_steps, exploration_prob}", 2) end
+   if type(opts) ~= "table" then fail(2, "set_halting: expected a table {max_steps, exploration_prob}") end
    local n = opts.max_steps or self.cfg.halt_max_steps
    local p = opts.exploration_prob or self.cfg.halt_exploration_prob
-   check(C.hrm_model_set_halting(handle(self), n, p), 2)
+   if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+      fail(2, "set_halting: halt_max_steps = %s must be >= 1", tostring(n))
+   end
+   if type(p) ~= "number" or p < 0 or p > 1 then
+      fail(2, "set_halting: exploration probability %s must be in [0, 1]", tostring(p))
+   end
    self.cfg.halt_max_steps, self.cfg.halt_exploration_prob = n, p
 end
 
-function Model:num_parameters() return tonumber(C.hrm_model_num_parameters(handle(self))) end
+function Model:num_parameters() return handle(self):num_parameters() end
 
--- Tensor i as (name, value view, grad view or nil, is_param).
-local function tensor_at(h, i)
-   check(C.hrm_model_tensor(h, i, name_out, value_out, grad_out, is_param_out), 3)
-   local grad = grad_out[0] ~= nil and Tensor._wrap(grad_out[0]) or nil
-   return ffi.string(name_out[0]), Tensor._wrap(value_out[0]), grad, is_param_out[0] == 1
-end
-
--- params, grads, names (nn.Module:parameters); buffers are not included.
+-- params, grads, names (nn.Module:parameters); buffers and the sparse table are not included.
 function Model:parameters()
-   local h = handle(self)
+   local store = handle(self)
    local params, grads, names = {}, {}, {}
-   for i = 0, C.hrm_model_num_tensors(h) - 1 do
-      local name, value, grad, is_param = tensor_at(h, i)
-      if is_param then
+   for i = 0, store:count() - 1 do
+      local name, value, grad, kind = store:entry(i, true)
+      if kind == "param" then
          params[#params + 1], grads[#grads + 1], names[#names + 1] = value, grad, name
       end
    end
@@ -104,100 +135,74 @@ function Model:parameters()
 end
 
 -- All tensor names (parameters and persistent buffers) in state-dict order.
-function Model:tensor_names()
-   local h = handle(self)
-   local names = {}
-   for i = 0, C.hrm_model_num_tensors(h) - 1 do names[#names + 1] = (tensor_at(h, i)) end
-   return names
-end
+function Model:tensor_names() return handle(self):names() end
 
 -- model:tensor(name) -> value view, grad view (nil for buffers).
 function Model:tensor(name)
-   local h = handle(self)
-   if type(name) ~= "string" then
-      error("tensor: bad argument #1 (name): expected a string, got " .. type(name), 2)
+   local store = handle(self)
+   if type(name) ~= "string" then fail(2, "tensor: bad argument #1 (name): expected a string, got %s", type(name)) end
+   if C.hrm_params_find(store._h, name) < 0 then
+      fail(2, "tensor: the model has no tensor named '%s'\n---> HINT: model:tensor_names() lists them", name)
    end
-   local i = C.hrm_model_find_tensor(h, name)
-   if i < 0 then
-      error(string.format("tensor: the model has no tensor named '%s'\n---> HINT: model:tensor_names() lists them", name), 2)
-   end
-   local _, value, grad = tensor_at(h, i)
-   return value, grad
+   return store:tensor(name)
 end
 
-function Model:zero_grad() check(C.hrm_model_zero_grad(handle(self)), 2) end
+function Model:zero_grad() handle(self):zero_grad() end
 Model.zeroGradParameters = Model.zero_grad
 
 -- The exploration RNG state as {seed, counter} (checkpoints save it).
 function Model:rng_state()
-   local r = C.hrm_model_rng(handle(self))
+   local r = handle(self):rng()
    return { seed = tonumber(r.seed), counter = tonumber(r.counter) }
 end
 
 function Model:set_rng_state(s)
-   local r = C.hrm_model_rng(handle(self))
+   local r = handle(self):rng()
    r.seed, r.counter = s.seed, s.counter
 end
 
--- ---- carry --------------------------------------------------------------------------------------
+-- ---- carry and step ---------------------------------------------------------------------------
 
 -- model:carry(B): the ACT state of B rows (all halted, so the first step resets every row).
 function Model:carry(B)
+   handle(self)
    if type(B) ~= "number" or B < 1 or B ~= math.floor(B) then
-      error("carry: bad argument #1 (batch size): expected a positive integer, got " .. tostring(B), 2)
+      fail(2, "carry: bad argument #1 (batch size): expected a positive integer, got %s", tostring(B))
    end
-   local out = ffi.new("hrm_carry *[1]")
-   check(C.hrm_carry_new(out, handle(self), B), 2)
-   local S, V = self.cfg.seq_len, self.cfg.vocab_size
-   local carry = setmetatable({ _h = ffi.gc(out[0], C.hrm_carry_free), B = B, model = self }, Carry)
-   carry.logits = Tensor.zeros(B, S, V)
-   carry.q_halt_logits = Tensor.zeros(B)
-   carry.q_continue_logits = Tensor.zeros(B)
-   return carry
+   return act.new_carry(self, B)
 end
 
--- carry:tensor(name): a view of "z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_ids".
-function Carry:tensor(name)
-   check(C.hrm_carry_tensor(out_tensor, self._h, name), 2)
-   return Tensor._wrap(out_tensor[0])
-end
-
-function Carry:batch_size() return self.B end
-
--- ---- step ---------------------------------------------------------------------------------------
-
-local METRICS = { "loss", "lm_loss", "q_halt_loss", "q_continue_loss", "accuracy", "exact_accuracy",
-                  "q_halt_accuracy", "steps", "count" }
-Model.metric_names = METRICS
+Model.metric_names = act.METRICS
 
 local function batch_tensor(batch, key, dims, required)
    local t = batch[key]
    if t == nil then
-      if required then error(string.format("step: batch.%s is missing", key), 4) end
+      if required then fail(4, "step: batch.%s is missing", key) end
       return nil
    end
    if not Tensor.is_tensor(t) then
-      error(string.format("step: batch.%s must be an hrm.Tensor, got %s", key, type(t)), 4)
+      fail(4, "step: batch.%s must be an hrm.Tensor, got %s", key, type(t))
    end
    if t:dtype() ~= "i32" then
-      error(string.format("step: batch.%s must be i32, got %s\n---> HINT: t:to(\"i32\")", key, t:dtype()), 4)
+      fail(4, "step: batch.%s must be i32, got %s\n---> HINT: t:to(\"i32\")", key, t:dtype())
    end
    local size = t:size()
    local ok = #size == #dims
    for i = 1, #dims do ok = ok and size[i] == dims[i] end
    if not ok then
-      error(string.format("step: batch.%s has shape {%s}, expected {%s}", key, table.concat(size, ","),
-                          table.concat(dims, ",")), 4)
+      fail(4, "step: batch.%s has shape {%s}, expected {%s}", key, table.concat(size, ","), table.concat(dims, ","))
    end
    return ffi.cast("const int32_t *", t:cdata().data)
 end
 
+local batch_buf = ffi.new("hrm_batch")
+
 local function fill_batch(self, carry, batch, need_labels)
    if type(batch) ~= "table" then
-      error("step: bad argument #2 (batch): expected a table {inputs, labels, puzzle_identifiers}", 3)
+      fail(3, "step: bad argument #2 (batch): expected a table {inputs, labels, puzzle_identifiers}")
    end
    local B, S = carry.B, self.cfg.seq_len
-   local b = ffi.new("hrm_batch")
+   local b = batch_buf
    b.B = B
    b.inputs = batch_tensor(batch, "inputs", { B, S }, true)
    b.labels = batch_tensor(batch, "labels", { B, S }, need_labels)
@@ -205,92 +210,100 @@ local function fill_batch(self, carry, batch, need_labels)
    return b
 end
 
--- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor}) -> outputs
+-- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor}) -> outputs:
+-- {logits, q_halt_logits, q_continue_logits} (the carry's output tensors) and the reference's
+-- batch sums (loss, lm_loss, q_halt_loss, q_continue_loss, accuracy, exact_accuracy,
+-- q_halt_accuracy, steps, count). Training accumulates the gradient of loss / global_batch.
 function Model:step(carry, batch, opts)
-   local h = handle(self)
+   handle(self)
    if getmetatable(carry) ~= Carry or carry.model ~= self then
-      error("step: bad argument #1 (carry): expected a carry made by this model's :carry(B)", 2)
+      fail(2, "step: bad argument #1 (carry): expected a carry made by this model's :carry(B)")
    end
    opts = opts or {}
-   local train = opts.train and 1 or 0
-   local b = fill_batch(self, carry, batch, train == 1)
-   local o = ffi.new("hrm_step_opts")
-   o.train = train
-   o.global_batch = opts.global_batch or 0
+   local b = fill_batch(self, carry, batch, opts.train)
    if opts.active ~= nil then
+      if opts.train then fail(2, "step: option 'active' is for evaluation only (train = true)") end
       if not Tensor.is_tensor(opts.active) or opts.active:dtype() ~= "u8" or opts.active:numel() ~= carry.B then
-         error("step: option 'active' must be a u8 tensor of the batch size", 2)
+         fail(2, "step: option 'active' must be a u8 tensor of the batch size")
       end
-      o.active = ffi.cast("const uint8_t *", opts.active:cdata().data)
    end
-   local out = ffi.new("hrm_step_out")
-   out.logits = carry.logits:cdata()
-   out.q_halt_logits = carry.q_halt_logits:cdata()
-   out.q_continue_logits = carry.q_continue_logits:cdata()
-   check(C.hrm_model_step(h, carry._h, b, o, out), 2)
-   local r = { logits = carry.logits, q_halt_logits = carry.q_halt_logits,
-               q_continue_logits = carry.q_continue_logits }
-   for _, k in ipairs(METRICS) do r[k] = out[k] end
-   return r
+   if opts.global_batch ~= nil and (type(opts.global_batch) ~= "number" or opts.global_batch < 0) then
+      fail(2, "step: option 'global_batch' must be a number >= 0, got %s", tostring(opts.global_batch))
+   end
+   return act.step(self, carry, b, opts)
 end
 
--- ---- inference with a halting policy ----------------------------------------------------------------
+-- ---- inference with a halting policy ---------------------------------------------------------------
+
+local n_active = ffi.new("int32_t[1]")
+
+-- The rows a policy function asked to stop, applied to active (B) u8.
+local function apply_stop(stop, active, B)
+   local pa = active:data()
+   if stop == nil or stop == false then return end
+   if stop == true then
+      for r = 0, B - 1 do pa[r] = 0 end
+   elseif Tensor.is_tensor(stop) then
+      if stop:dtype() ~= "u8" or stop:numel() ~= B then
+         fail(4, "solve: a halting function returned a %s tensor of %d elements; expected u8 of the batch size %d",
+              stop:dtype(), stop:numel(), B)
+      end
+      local ps = stop:data()
+      for r = 0, B - 1 do if ps[r] ~= 0 then pa[r] = 0 end end
+   elseif type(stop) == "table" then
+      for i, r in ipairs(stop) do
+         if type(r) == "boolean" then
+            if r and i <= B then pa[i - 1] = 0 end
+         elseif type(r) == "number" and r == math.floor(r) and r >= 1 and r <= B then
+            pa[r - 1] = 0
+         else
+            fail(4, "solve: a halting function returned row %s at [%d]; expected row numbers 1..%d or booleans",
+                 tostring(r), i, B)
+         end
+      end
+   else
+      fail(4, "solve: a halting function returned a %s; expected nil, a boolean, a table of row numbers or " ..
+           "booleans, or a u8 tensor of the batch size", type(stop))
+   end
+end
 
 -- model:solve(batch, {halt = "max"|"q"|fn, max_steps = n}) with batch = {inputs [, puzzle_identifiers]}.
 -- fn(info) receives {segment, predictions (B,S i32), steps, q_halt_logits, q_continue_logits,
--- active (u8)} and returns a table of 1-based row numbers (or a u8 tensor) to stop.
+-- active (u8)} and returns the rows to stop: a table of 1-based row numbers or of booleans, a
+-- boolean (every row), or a u8 tensor of B rows.
 function Model:solve(batch, opts)
    handle(self)
    opts = opts or {}
-   if type(batch) ~= "table" or batch.inputs == nil then
-      error("solve: bad argument #1 (batch): expected a table with inputs (B,S i32)", 2)
+   if type(batch) ~= "table" or not Tensor.is_tensor(batch.inputs) then
+      fail(2, "solve: bad argument #1 (batch): expected a table with inputs (B,S i32)")
    end
    local halt = opts.halt or "max"
    if halt ~= "max" and halt ~= "q" and type(halt) ~= "function" then
-      error("solve: option 'halt' must be \"max\", \"q\" or a function, got " .. tostring(halt), 2)
+      fail(2, "solve: option 'halt' must be \"max\", \"q\" or a function, got %s", tostring(halt))
    end
    local B = batch.inputs:size(1)
-   local S, V = self.cfg.seq_len, self.cfg.vocab_size
+   local S = self.cfg.seq_len
    local max_steps = opts.max_steps or self.cfg.halt_max_steps
    local carry = self:carry(B)
    local active = Tensor.ones(B, "u8")
    local predictions = Tensor.zeros(B, S, "i32")
    local steps = Tensor.zeros(B, "i32")
    local q_halt, q_cont = Tensor.zeros(B), Tensor.zeros(B)
-   local pa, pp, ps = active:data(), predictions:data(), steps:data()
-   local qh, qc = q_halt:data(), q_cont:data()
    local input = { inputs = batch.inputs, puzzle_identifiers = batch.puzzle_identifiers }
    for seg = 1, max_steps do
       local out = self:step(carry, input, { train = false, active = active })
-      local lg, oh, oc = out.logits:data(), out.q_halt_logits:data(), out.q_continue_logits:data()
-      local any = false
-      for r = 0, B - 1 do
-         if pa[r] == 1 then
-            ps[r] = seg
-            qh[r], qc[r] = oh[r], oc[r]
-            for s = 0, S - 1 do
-               local base, best, arg = (r * S + s) * V, -math.huge, 0
-               for v = 0, V - 1 do
-                  if lg[base + v] > best then best, arg = lg[base + v], v end
-               end
-               pp[r * S + s] = arg
-            end
-            if halt == "q" and oh[r] > oc[r] then pa[r] = 0 end
-         end
-      end
+      C.hrm_act_solve_update(n_active, predictions:cdata(), steps:cdata(), q_halt:cdata(), q_cont:cdata(),
+                             active:cdata(), out.logits:cdata(), out.q_halt_logits:cdata(),
+                             out.q_continue_logits:cdata(), seg, halt == "q" and 1 or 0)
+      local left = n_active[0]
       if type(halt) == "function" then
-         local stop = halt({ segment = seg, predictions = predictions, steps = steps,
-                             q_halt_logits = q_halt, q_continue_logits = q_cont, active = active })
-         if Tensor.is_tensor(stop) then
-            for r = 0, B - 1 do if stop:data()[r] ~= 0 then pa[r] = 0 end end
-         elseif type(stop) == "table" then
-            for _, r in ipairs(stop) do
-               if r >= 1 and r <= B then pa[r - 1] = 0 end
-            end
-         end
+         apply_stop(halt({ segment = seg, predictions = predictions, steps = steps,
+                           q_halt_logits = q_halt, q_continue_logits = q_cont, active = active }), active, B)
+         left = 0
+         local pa = active:data()
+         for r = 0, B - 1 do left = left + pa[r] end
       end
-      for r = 0, B - 1 do any = any or pa[r] == 1 end
-      if not any then break end
+      if left == 0 then break end
    end
    return { predictions = predictions, steps = steps, q_halt_logits = q_halt, q_continue_logits = q_cont }
 end
@@ -298,16 +311,16 @@ end
 -- ---- files ------------------------------------------------------------------------------------------
 
 function Model:save_safetensors(path)
-   if type(path) ~= "string" then error("save_safetensors: bad argument #1 (path): expected a string", 2) end
-   if C.hrm_model_save_safetensors(handle(self), path) ~= 0 then
+   if type(path) ~= "string" then fail(2, "save_safetensors: bad argument #1 (path): expected a string") end
+   if C.hrm_params_save_safetensors(handle(self)._h, path) ~= 0 then
       return nil, ffi.string(C.hrm_last_error())
    end
    return true
 end
 
 function Model:load_safetensors(path)
-   if type(path) ~= "string" then error("load_safetensors: bad argument #1 (path): expected a string", 2) end
-   if C.hrm_model_load_safetensors(handle(self), path) ~= 0 then
+   if type(path) ~= "string" then fail(2, "load_safetensors: bad argument #1 (path): expected a string") end
+   if C.hrm_params_load_safetensors(handle(self)._h, path) ~= 0 then
       return nil, ffi.string(C.hrm_last_error())
    end
    return true
@@ -319,13 +332,18 @@ function Model:save(path) return require("hrm.checkpoint").save_model(self, path
 function Model.load(path, opts) return require("hrm.checkpoint").load_model(path, opts) end
 
 function Model:__tostring()
+   if rawget(self, "store") == nil then return "hrm.Model (freed)" end
    local c = self.cfg
-   return string.format(
-      "hrm.Model (%s, %.2fM parameters)\n  hidden %d, heads %d, expansion %g, H %dx%d layers, L %dx%d layers\n" ..
+   local lines = { string.format(
+      "hrm.Model %s (%s, %.2fM parameters)\n  hidden %d, heads %d, expansion %g, H %dx%d layers, L %dx%d layers\n" ..
       "  halt_max_steps %d, exploration %g, %s positions, %s loss\n  vocab %d, seq_len %d, puzzle_emb_ndim %d x %d ids",
-      self.device, self:num_parameters() / 1e6, c.hidden_size, c.num_heads, c.expansion, c.H_cycles,
+      c.arch, self.device, self:num_parameters() / 1e6, c.hidden_size, c.num_heads, c.expansion, c.H_cycles,
       c.H_layers, c.L_cycles, c.L_layers, c.halt_max_steps, c.halt_exploration_prob, c.pos_encodings,
-      c.loss, c.vocab_size, c.seq_len, c.puzzle_emb_ndim, c.num_puzzle_identifiers)
+      c.loss, c.vocab_size, c.seq_len, c.puzzle_emb_ndim, c.num_puzzle_identifiers) }
+   for _, k in ipairs(self.net.modules or {}) do
+      if self.net[k] then lines[#lines + 1] = self.net[k]:describe("  ") end
+   end
+   return table.concat(lines, "\n")
 end
 
 Model.Carry = Carry

@@ -366,6 +366,27 @@ function methods:view(...)
 end
 methods.reshape = methods.view
 
+-- narrow(1, first, size): a view of `size` slices along dimension 1 from `first` (1-based), as
+-- Torch7's narrow; other dimensions would not be contiguous and are refused.
+function methods:narrow(dim, first, size)
+   local p = raw(self, "narrow", 1)
+   if dim ~= 1 then fail(2, "narrow: only dimension 1 gives a contiguous view, got %s", tostring(dim)) end
+   local n = p.ndim == 0 and 1 or tonumber(p.shape[0])
+   if type(first) ~= "number" or type(size) ~= "number" or first < 1 or size < 0 or first + size - 1 > n
+      or first ~= math.floor(first) or size ~= math.floor(size) then
+      fail(2, "narrow: slices %s..%s out of range for dimension 1 of size %d", tostring(first),
+           tostring(first and size and first + size - 1), n)
+   end
+   local inner = 1
+   shape_buf[0] = size
+   for d = 1, p.ndim - 1 do
+      shape_buf[d] = p.shape[d]
+      inner = inner * tonumber(p.shape[d])
+   end
+   check(C.hrm_tensor_view(out_ptr, p, (first - 1) * inner, math.max(p.ndim, 1), shape_buf), 2)
+   return wrap(out_ptr[0])
+end
+
 -- transpose(d1, d2): a copy with the two dimensions swapped (defaults 1, 2).
 function methods:transpose(d1, d2)
    local p = raw(self, "transpose", 1)

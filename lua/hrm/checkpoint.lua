@@ -19,8 +19,6 @@ local json = require "hrm.json"
 local M = {}
 
 M.META_VERSION = 1  -- version of the meta layout below (the file format has its own)
-local CARRY_FIELDS = { "z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_ids" }
-M.carry_fields = CARRY_FIELDS
 local OPTIM_TENSORS = { "m", "v", "t" }
 
 local function c_error() return ffi.string(C.hrm_last_error()) end
@@ -119,7 +117,7 @@ end
 
 -- ---- writing -------------------------------------------------------------------------------------
 
-local function is_model(m) return getmetatable(m) == Model and rawget(m, "_h") ~= nil end
+local function is_model(m) return getmetatable(m) == Model and rawget(m, "store") ~= nil end
 
 local function write(path, meta, names, tensors)
    local ok, text = pcall(json.encode, meta)
@@ -159,7 +157,7 @@ function M.save(path, state)
    local meta = { hrm_checkpoint = M.META_VERSION, kind = "state",
                   hrm_version = ffi.string(C.hrm_version()) }
    meta.model = model_part(model, names, tensors)
-   meta.model.rng = rng_get(C.hrm_model_rng(model._h))
+   meta.model.rng = rng_get(model.store:rng())
    meta.rng = rng_get(rng.state())
 
    local o = state.optim
@@ -186,7 +184,7 @@ function M.save(path, state)
             error(string.format("checkpoint.save: carry %d is not a carry of state.model", k), 2)
          end
          meta.carries[k] = { B = c.B }
-         for _, f in ipairs(CARRY_FIELDS) do
+         for _, f in ipairs(c:tensor_names()) do
             names[#names + 1] = string.format("carry.%d.%s", k, f)
             tensors[#tensors + 1] = c:tensor(f)
          end
@@ -252,13 +250,13 @@ local function build_model(f, meta, path, opts)
    local cfg = from_json(meta.model.config, "model.config")
    local ok, model = pcall(Model, cfg, { device = opts.device or meta.model.device, empty = true })
    if not ok then fail("'%s': cannot build the stored model: %s", path, tostring(model)) end
-   local h = model._h
+   local h = model.store._h
    local unknown, missing = {}, {}
    local present = {}
    for i = 0, C.hrm_checkpoint_count(f) - 1 do
       local name = ffi.string(C.hrm_checkpoint_name(f, i))
       present[name] = true
-      if not name:match("^optim%.") and not name:match("^carry%.") and C.hrm_model_find_tensor(h, name) < 0 then
+      if not name:match("^optim%.") and not name:match("^carry%.") and C.hrm_params_find(h, name) < 0 then
          unknown[#unknown + 1] = name
       end
    end
@@ -280,7 +278,7 @@ local function load_state(f, path, opts)
    local state = { meta = meta }
    local model = build_model(f, meta, path, opts)
    state.model = model
-   if meta.model.rng ~= nil then rng_set(C.hrm_model_rng(model._h), meta.model.rng, "model.rng") end
+   if meta.model.rng ~= nil then rng_set(model.store:rng(), meta.model.rng, "model.rng") end
 
    local mo = meta.optim
    if mo ~= nil then
@@ -305,7 +303,7 @@ local function load_state(f, path, opts)
             fail("'%s': carry %d has no valid batch size", path, k)
          end
          local carry = model:carry(B)
-         for _, field in ipairs(CARRY_FIELDS) do
+         for _, field in ipairs(carry:tensor_names()) do
             read_into(f, carry:tensor(field), string.format("carry.%d.%s", k, field))
          end
          list[k] = carry

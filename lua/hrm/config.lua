@@ -12,8 +12,11 @@ local DEFAULTS = {
    hidden_size = 512, num_heads = 8, expansion = 4, H_layers = 4, L_layers = 4, H_cycles = 2,
    L_cycles = 2, halt_max_steps = 16, halt_exploration_prob = 0.1, pos_encodings = "rope",
    rms_norm_eps = 1e-5, rope_theta = 10000, puzzle_emb_ndim = nil, num_puzzle_identifiers = 1,
-   vocab_size = nil, seq_len = nil, loss = "stablemax",
+   vocab_size = nil, seq_len = nil, loss = "stablemax", arch = "hrm",
 }
+-- Model-file fields: `arch` names a model of hrm/models/ ("hrm") or a path to a model file;
+-- `arch_hash` is that file's content hash, recorded when a model is built from a path.
+local ARCH_KEYS = { arch = true, arch_hash = true }
 -- Keys of the reference's configs that are accepted and ignored (filled by its trainer).
 local RUNTIME_KEYS = { batch_size = true, forward_dtype = true, causal = true, name = true }
 local INTEGER_KEYS = {
@@ -38,7 +41,7 @@ local function build(defaults, overrides, level)
    local cfg = {}
    for k, v in pairs(defaults) do cfg[k] = v end
    for k, v in pairs(overrides) do
-      if DEFAULTS[k] == nil and not INTEGER_KEYS[k] and not RUNTIME_KEYS[k] then
+      if DEFAULTS[k] == nil and not INTEGER_KEYS[k] and not RUNTIME_KEYS[k] and not ARCH_KEYS[k] then
          error(string.format("hrm.config: unknown field '%s'", tostring(k)), level)
       end
       if not RUNTIME_KEYS[k] then cfg[k] = v end
@@ -60,6 +63,10 @@ function M.to_c(cfg, level)
          error(string.format("hrm.config: field '%s' is required (the task adapter gives it: task.%s)", k, k),
                level)
       end
+   end
+   if type(cfg.arch) ~= "string" then
+      error("hrm.config: field 'arch' must be a model name (\"hrm\") or a model file's path, got " ..
+            tostring(cfg.arch), level)
    end
    if POS[cfg.pos_encodings] == nil then
       error("hrm.config: field 'pos_encodings' must be \"rope\", \"learned\" or \"none\", got " ..
@@ -91,7 +98,7 @@ end
 -- The C struct back to a Lua table.
 function M.from_c(c)
    local cfg = {}
-   for k in pairs(DEFAULTS) do cfg[k] = tonumber(c[k]) or c[k] end
+   for k in pairs(DEFAULTS) do if not ARCH_KEYS[k] then cfg[k] = tonumber(c[k]) or c[k] end end
    for _, k in ipairs({ "puzzle_emb_ndim", "vocab_size", "seq_len", "num_puzzle_identifiers" }) do
       cfg[k] = tonumber(c[k])
    end

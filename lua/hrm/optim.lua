@@ -25,7 +25,7 @@ end
 
 local function make(kind, model, opts)
    local fname = "hrm.optim." .. kind
-   if type(model) ~= "table" or rawget(model, "_h") == nil then
+   if type(model) ~= "table" or rawget(model, "store") == nil then
       error(fname .. ": bad argument #1 (model): expected an hrm.Model", 3)
    end
    opts = opts or {}
@@ -43,7 +43,7 @@ local function make(kind, model, opts)
    cfg.puzzle_emb_lr = number_opt(opts, "puzzle_emb_lr", 1e-2, fname)
    cfg.puzzle_emb_weight_decay = number_opt(opts, "puzzle_emb_weight_decay", 0.1, fname)
    local out = ffi.new("hrm_optim *[1]")
-   if C.hrm_optim_new(out, model._h, cfg) ~= 0 then
+   if C.hrm_optim_new(out, model.store._h, cfg) ~= 0 then
       error(ffi.string(C.hrm_last_error()), 3)
    end
    return setmetatable({ _h = ffi.gc(out[0], C.hrm_optim_free), model = model, kind = kind,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "tiny_store.h"
 #include "tmpfiles.h"
 #include "fileio.h"
 #include "safetensors.h"
@@ -513,29 +514,11 @@ static void test_fileio(void) {
 
 /* ---- model import / export ------------------------------------------------------------------- */
 
-static hrm_model *tiny_model(uint64_t seed) {
-   hrm_config cfg;
-   hrm_config_default(&cfg);
-   cfg.hidden_size = 16;
-   cfg.num_heads = 2;
-   cfg.expansion = 2;
-   cfg.H_layers = 1;
-   cfg.L_layers = 1;
-   cfg.H_cycles = 1;
-   cfg.L_cycles = 1;
-   cfg.vocab_size = 11;
-   cfg.seq_len = 4;
-   cfg.puzzle_emb_ndim = 16;
-   cfg.num_puzzle_identifiers = 3;
-   hrm_model *m = NULL;
-   if (hrm_model_new(&m, &cfg, seed, HRM_DEVICE_CPU) != HRM_OK)
-      fprintf(stderr, "  hrm_model_new: %s\n", hrm_last_error());
-   return m;
-}
+static hrm_params *tiny_model(uint64_t seed) { return tiny_store(seed); }
 
 /* All model tensor values, concatenated as doubles. */
-static double *snapshot(const hrm_model *m, int64_t *total) {
-   int32_t n = hrm_model_num_tensors(m);
+static double *snapshot(const hrm_params *m, int64_t *total) {
+   int32_t n = hrm_params_count(m);
    int64_t size = 0, at = 0;
    for (int pass = 0; pass < 2; pass++) {
       double *out = pass ? malloc((size_t)(size ? size : 1) * sizeof *out) : NULL;
@@ -543,7 +526,7 @@ static double *snapshot(const hrm_model *m, int64_t *total) {
          const char *name;
          hrm_tensor *v, *g;
          int32_t p;
-         if (hrm_model_tensor(m, i, &name, &v, &g, &p) != HRM_OK) continue;
+         if (hrm_params_tensor(m, i, &name, &v, &g, &p) != HRM_OK) continue;
          if (!pass) size += v->numel;
          else
             for (int64_t k = 0; k < v->numel; k++) out[at++] = hrm_tensor_get(v, k);
@@ -564,9 +547,9 @@ static int same_snapshot(const double *a, const double *b, int64_t n) {
 
 /* Write the model's tensors under `prefix` + name as `dtype`, skipping tensor `skip`, optionally
  * adding an extra tensor `extra` and reshaping tensor `reshape` to one dim. */
-static int write_model_file(const char *path, const hrm_model *m, const char *prefix,
+static int write_model_file(const char *path, const hrm_params *m, const char *prefix,
                             int32_t dtype, int32_t skip, const char *extra, int32_t reshape) {
-   int32_t n = hrm_model_num_tensors(m);
+   int32_t n = hrm_params_count(m);
    char **names = calloc((size_t)n + 1, sizeof *names);
    hrm_tensor **ts = calloc((size_t)n + 1, sizeof *ts);
    int32_t k = 0;
@@ -574,7 +557,7 @@ static int write_model_file(const char *path, const hrm_model *m, const char *pr
       const char *name;
       hrm_tensor *v, *g;
       int32_t p;
-      hrm_model_tensor(m, i, &name, &v, &g, &p);
+      hrm_params_tensor(m, i, &name, &v, &g, &p);
       hrm_tensor_free(g);
       if (i != skip) {
          names[k] = malloc(strlen(prefix) + strlen(name) + 1);
@@ -603,11 +586,11 @@ static int write_model_file(const char *path, const hrm_model *m, const char *pr
 }
 
 static void test_model(void) {
-   hrm_model *a = tiny_model(1), *b = tiny_model(2);
+   hrm_params *a = tiny_model(1), *b = tiny_model(2);
    CHECK(a && b);
    if (!a || !b) {
-      hrm_model_free(a);
-      hrm_model_free(b);
+      hrm_params_free(a);
+      hrm_params_free(b);
       return;
    }
    int64_t na, nb;
@@ -616,8 +599,8 @@ static void test_model(void) {
 
    /* save and load: b becomes a */
    const char *path = tmp_path("model.safetensors");
-   CHECK_OK(hrm_model_save_safetensors(a, path));
-   CHECK_OK(hrm_model_load_safetensors(b, path));
+   CHECK_OK(hrm_params_save_safetensors(a, path));
+   CHECK_OK(hrm_params_load_safetensors(b, path));
    double *s2 = snapshot(b, &nb);
    CHECK(same_snapshot(sa, s2, na));
    free(s2);
@@ -626,7 +609,7 @@ static void test_model(void) {
    hrm_safetensors *f;
    CHECK_OK(hrm_safetensors_open(&f, path));
    if (f) {
-      CHECK(hrm_safetensors_count(f) == hrm_model_num_tensors(a));
+      CHECK(hrm_safetensors_count(f) == hrm_params_count(a));
       hrm_tensor *t = NULL;
       CHECK_OK(hrm_safetensors_get(&t, f, hrm_safetensors_name(f, 0)));
       CHECK(t && t->dtype == HRM_DTYPE_F32);
@@ -635,11 +618,11 @@ static void test_model(void) {
    }
 
    /* BF16 with the _orig_mod. prefix and an ignored reference buffer */
-   hrm_model *c = tiny_model(3);
+   hrm_params *c = tiny_model(3);
    const char *bf = tmp_path("bf16.safetensors");
    CHECK_OK(write_model_file(bf, a, "_orig_mod.", HRM_DTYPE_BF16, -1,
                              "_orig_mod.model.inner.rotary_emb.cos_cached", -1));
-   CHECK_OK(hrm_model_load_safetensors(c, bf));
+   CHECK_OK(hrm_params_load_safetensors(c, bf));
    int64_t nc;
    double *sc = snapshot(c, &nc);
    int close = nc == na;
@@ -650,56 +633,56 @@ static void test_model(void) {
 
    /* F64 converts too */
    CHECK_OK(write_model_file(bf, a, "", HRM_DTYPE_F64, -1, NULL, -1));
-   CHECK_OK(hrm_model_load_safetensors(c, bf));
+   CHECK_OK(hrm_params_load_safetensors(c, bf));
    sc = snapshot(c, &nc);
    CHECK(same_snapshot(sa, sc, na));
    free(sc);
 
    /* failures name the tensors and leave the model untouched */
-   hrm_model *d = tiny_model(4);
+   hrm_params *d = tiny_model(4);
    int64_t nd;
    double *sd = snapshot(d, &nd);
    const char *bad = tmp_path("bad.safetensors");
    const char *name0;
    hrm_tensor *v, *g;
    int32_t p;
-   hrm_model_tensor(a, 0, &name0, &v, &g, &p);
+   hrm_params_tensor(a, 0, &name0, &v, &g, &p);
    hrm_tensor_free(v);
    hrm_tensor_free(g);
 
    CHECK_OK(write_model_file(bad, a, "", HRM_DTYPE_F32, 0, "model.not_a_tensor", -1));
-   CHECK(hrm_model_load_safetensors(d, bad) == HRM_ERR_FORMAT);
+   CHECK(hrm_params_load_safetensors(d, bad) == HRM_ERR_FORMAT);
    CHECK(strstr(hrm_last_error(), name0) && strstr(hrm_last_error(), "model.not_a_tensor"));
    CHECK(strstr(hrm_last_error(), "missing") != NULL);
 
-   int32_t last = hrm_model_num_tensors(a) - 1;
+   int32_t last = hrm_params_count(a) - 1;
    const char *name_last;
-   hrm_model_tensor(a, last, &name_last, &v, &g, &p);
+   hrm_params_tensor(a, last, &name_last, &v, &g, &p);
    int reshape_ok = v->ndim != 1;
    hrm_tensor_free(v);
    hrm_tensor_free(g);
    if (reshape_ok) {
       CHECK_OK(write_model_file(bad, a, "", HRM_DTYPE_F32, -1, NULL, last));
-      CHECK(hrm_model_load_safetensors(d, bad) == HRM_ERR_SHAPE);
+      CHECK(hrm_params_load_safetensors(d, bad) == HRM_ERR_SHAPE);
       CHECK(strstr(hrm_last_error(), name_last) != NULL);
    }
-   CHECK(hrm_model_load_safetensors(d, tmp_path("absent.safetensors")) == HRM_ERR_IO);
+   CHECK(hrm_params_load_safetensors(d, tmp_path("absent.safetensors")) == HRM_ERR_IO);
    CHECK(write_raw(bad, "junk", 4) == 0);
-   CHECK(hrm_model_load_safetensors(d, bad) == HRM_ERR_FORMAT);
+   CHECK(hrm_params_load_safetensors(d, bad) == HRM_ERR_FORMAT);
    double *sd2 = snapshot(d, &nd);
    CHECK(same_snapshot(sd, sd2, nd));
    free(sd);
    free(sd2);
 
-   CHECK(hrm_model_save_safetensors(a, tmp_path("no/such/dir.safetensors")) == HRM_ERR_IO);
+   CHECK(hrm_params_save_safetensors(a, tmp_path("no/such/dir.safetensors")) == HRM_ERR_IO);
    CHECK(no_temp_files());
 
    free(sa);
    free(sb);
-   hrm_model_free(a);
-   hrm_model_free(b);
-   hrm_model_free(c);
-   hrm_model_free(d);
+   hrm_params_free(a);
+   hrm_params_free(b);
+   hrm_params_free(c);
+   hrm_params_free(d);
 }
 
 /* Remove everything left in tmpdir (one level). */

@@ -15,12 +15,8 @@
 #include "device.h"
 
 static void check_refusals(int have_device) {
-   hrm_config c;
-   hrm_config_default(&c);
-   c.vocab_size = 12;
-   c.seq_len = 16;
-   hrm_model *m = NULL;
-   const int rc = hrm_model_new(&m, &c, 0, HRM_DEVICE_CUDA);
+   hrm_params *m = NULL;
+   const int rc = hrm_params_new(&m, 0, HRM_DEVICE_CUDA);
    CHECK(m == NULL);
    CHECK(rc == HRM_ERR_DEVICE);
    CHECK(strstr(hrm_last_error(), have_device ? "not wired" : "not available") != NULL);
