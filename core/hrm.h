@@ -243,6 +243,9 @@ int32_t hrm_params_find(const hrm_params *p, const char *name); /* index, -1 if 
 /* Zero the gradient block and forget the sparse table's pending rows. */
 int hrm_params_zero_grad(hrm_params *p);
 int32_t hrm_params_sparse_pending(const hrm_params *p); /* sparse gradient rows held */
+/* [OUT] ids (U) i32, grads (U, E) f32: new tensors holding copies of the sparse table's pending
+ * gradient rows (one per row of each backward since the last step; ids may repeat). */
+int hrm_params_sparse_rows(hrm_tensor **ids, hrm_tensor **grads, const hrm_params *p);
 hrm_rng *hrm_params_rng(hrm_params *p);  /* init and exploration RNG (state saved by callers) */
 
 /* Load every tensor of the store from a safetensors file (F32/BF16/F64/I32, reference names,

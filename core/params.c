@@ -226,3 +226,23 @@ int hrm_params_sparse_append(hrm_params *p, int32_t rows, float **grad, int32_t 
    p->srows += rows;
    return HRM_OK;
 }
+
+int hrm_params_sparse_rows(hrm_tensor **ids, hrm_tensor **grads, const hrm_params *p) {
+   HRM_CHECK(ids && grads, HRM_ERR_ARG, "params_sparse_rows: ids or grads is NULL");
+   *ids = *grads = NULL;
+   HRM_CHECK(p, HRM_ERR_ARG, "params_sparse_rows: store is NULL");
+   HRM_CHECK(p->sparse >= 0, HRM_ERR_STATE, "params_sparse_rows: the store has no sparse table");
+   const int64_t ishape[1] = {p->srows}, gshape[2] = {p->srows, p->sparse_dim};
+   HRM_TRY(hrm_tensor_new(ids, HRM_DTYPE_I32, 1, ishape));
+   const int rc = hrm_tensor_new(grads, HRM_DTYPE_F32, 2, gshape);
+   if (rc != HRM_OK) {
+      hrm_tensor_free(*ids);
+      *ids = NULL;
+      return rc;
+   }
+   if (p->srows > 0) {
+      memcpy((*ids)->data, p->sgrad_ids, sizeof(int32_t) * (size_t)p->srows);
+      memcpy((*grads)->data, p->sgrad, sizeof(float) * (size_t)p->srows * (size_t)p->sparse_dim);
+   }
+   return HRM_OK;
+}

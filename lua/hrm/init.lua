@@ -44,7 +44,7 @@ local lazy = {
    repl = "hrm.repl", Model = "hrm.Model", config = "hrm.config", optim = "hrm.optim",
    schedule = "hrm.schedule", data = "hrm.data", checkpoint = "hrm.checkpoint",
    train = "hrm.train", progress = "hrm.progress", viz = "hrm.viz", json = "hrm.json",
-   safetensors = "hrm.safetensors",
+   safetensors = "hrm.safetensors", nn = "hrm.nn",
 }
 
 return setmetatable(hrm, {

@@ -91,6 +91,14 @@ function Store:num_parameters() return tonumber(C.hrm_params_num_parameters(self
 function Store:zero_grad() check(C.hrm_params_zero_grad(self:handle()), 2) end
 function Store:sparse_pending() return C.hrm_params_sparse_pending(self:handle()) end
 
+-- ids (U) i32, grads (U, E): copies of the sparse table's pending gradient rows (one per batch
+-- row of each backward since the last optimizer step).
+function Store:sparse_rows()
+   local ids, grads = ffi.new("hrm_tensor *[1]"), ffi.new("hrm_tensor *[1]")
+   check(C.hrm_params_sparse_rows(ids, grads, self:handle()), 2)
+   return Tensor._wrap(ids[0]), Tensor._wrap(grads[0])
+end
+
 local name_out = ffi.new("const char *[1]")
 local value_out = ffi.new("hrm_tensor *[1]")
 local grad_out = ffi.new("hrm_tensor *[1]")

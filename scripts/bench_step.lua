@@ -1,0 +1,48 @@
+-- bench_step.lua — one timing sample of the HRM step: a training step and an inference solve
+-- (16 segments, and halt = "q"), for one config, batch and thread count. Prints one line of
+-- `key=value` figures; scripts/bench_ab.sh alternates it between two builds. Asserts nothing.
+--
+--   hrm scripts/bench_step.lua [--config hrm_v1|small] [--batch N] [--threads N] [--steps N]
+local hrm = require "hrm"
+
+local opts = { config = "small", steps = 3 }
+local i = 1
+while i <= #arg do
+   local k, v = arg[i], arg[i + 1]
+   if k == "--config" then opts.config = v
+   elseif k == "--batch" then opts.batch = tonumber(v)
+   elseif k == "--threads" then hrm.set_threads(tonumber(v))
+   elseif k == "--steps" then opts.steps = tonumber(v)
+   else io.stderr:write("bench_step: unknown option " .. k .. "\n") os.exit(1) end
+   i = i + 2
+end
+local V, S = 11, 81
+local cfg = opts.config == "hrm_v1" and hrm.config.hrm_v1{ vocab_size = V, seq_len = S, puzzle_emb_ndim = 0 }
+            or hrm.config.small{ vocab_size = V, seq_len = S, puzzle_emb_ndim = 0 }
+local B = opts.batch or (opts.config == "hrm_v1" and 32 or 64)
+hrm.manual_seed(1)
+local model = hrm.Model(cfg, { seed = 1 })
+local opt = hrm.optim.AdamATan2(model, { lr = 1e-4, weight_decay = 0.1 })
+local inputs = hrm.Tensor.zeros(B, S, "i32")
+local labels = hrm.Tensor.zeros(B, S, "i32")
+local pi, pl = inputs:data(), labels:data()
+for k = 0, B * S - 1 do pi[k] = (k * 7) % 10 + 1; pl[k] = (k * 3) % 10 + 1 end
+local batch = { inputs = inputs, labels = labels }
+local carry = model:carry(B)
+model:step(carry, batch, { train = true })   -- warm-up: arena and scratch at this batch size
+opt:step()
+local function clock() return tonumber(hrm.C.hrm_wall_time()) end
+local t0 = clock()
+for _ = 1, opts.steps do
+   model:step(carry, batch, { train = true })
+   opt:step()
+end
+local train = (clock() - t0) / opts.steps
+t0 = clock()
+model:solve({ inputs = inputs }, { halt = "max", max_steps = 16 })
+local infer = clock() - t0
+t0 = clock()
+model:solve({ inputs = inputs }, { halt = "q", max_steps = 16 })
+local infer_q = clock() - t0
+print(string.format("config=%s batch=%d threads=%d train_step_s=%.4f solve16_s=%.4f solve_q_s=%.4f",
+                    opts.config, B, hrm.get_threads(), train, infer, infer_q))
