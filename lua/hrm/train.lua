@@ -179,14 +179,12 @@ local function new_ema(model, decay)
    return setmetatable({ decay = decay, params = params, names = names, shadow = shadow }, EMA)
 end
 
--- shadow <- decay * shadow + (1 - decay) * param, after each optimizer step.
+-- shadow <- decay * shadow + (1 - decay) * param, after each optimizer step (a C op).
 function EMA:update()
-   local d = self.decay
-   local e = 1 - d
    for i, p in ipairs(self.params) do
-      local n = p:numel()
-      local src, dst = p:data(), self.shadow[i]:data()
-      for j = 0, n - 1 do dst[j] = d * dst[j] + e * src[j] end
+      if C.hrm_ema_update(self.shadow[i]:cdata(), p:cdata(), self.decay) ~= 0 then
+         error(ffi.string(C.hrm_last_error()), 2)
+      end
    end
 end
 
