@@ -617,6 +617,10 @@ int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
              HRM_ERR_SHAPE, "%s '%s': out must be an f32 tensor of %lld elements, got %s with %lld",
              kind_name(m->kind), m->name, (long long)numel, hrm_dtype_name(out->dtype),
              (long long)out->numel);
+   HRM_CHECK(!hrm_tapes_hold(m->store, out->data), HRM_ERR_ARG,
+             "%s '%s': out is the output of a call on a tape, which its backward still needs "
+             "---> HINT: write into another tensor, or make this call through the tape",
+             kind_name(m->kind), m->name);
    float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, 0));
    if (!scratch) return HRM_ERR_MEMORY;
    switch (m->kind) {

@@ -233,7 +233,13 @@ struct hrm_params {
    /* shared scratch of untaped calls and backward passes, grown at first use */
    float *scratch;
    size_t scratch_floats;
+   /* the live tapes over this store (an untaped call must not write into their outputs) */
+   struct hrm_tape **tapes;
+   int32_t ntapes, tape_cap;
 };
+
+/* 1 when p lies in the arena of a tape of the store that holds recorded calls. tape.c */
+int hrm_tapes_hold(const hrm_params *p, const void *ptr);
 
 /* The store's scratch of at least `floats` floats (64-byte aligned); NULL on failure (with the
  * error set). Growing frees the old block: nothing may hold scratch across calls. */

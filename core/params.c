@@ -42,6 +42,7 @@ static void params_destroy(hrm_params *p) {
    free(p->sgrad);
    free(p->sgrad_ids);
    free(p->scratch);
+   free(p->tapes);
    free(p);
 }
 

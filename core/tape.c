@@ -58,12 +58,33 @@ int hrm_tape_new(hrm_tape **out, hrm_params *p) {
    HRM_CHECK(out, HRM_ERR_ARG, "tape_new: out is NULL");
    *out = NULL;
    HRM_CHECK(p, HRM_ERR_ARG, "tape_new: store is NULL");
+   if (p->ntapes == p->tape_cap) {
+      const int32_t cap = p->tape_cap ? 2 * p->tape_cap : 4;
+      hrm_tape **list = realloc(p->tapes, sizeof *list * (size_t)cap);
+      HRM_CHECK(list, HRM_ERR_MEMORY, "tape_new: out of memory");
+      p->tapes = list;
+      p->tape_cap = cap;
+   }
    hrm_tape *t = calloc(1, sizeof *t);
    HRM_CHECK(t, HRM_ERR_MEMORY, "tape_new: out of memory");
    t->store = p;
    p->refs++;
+   p->tapes[p->ntapes++] = t;
    *out = t;
    return HRM_OK;
+}
+
+int hrm_tapes_hold(const hrm_params *p, const void *ptr) {
+   for (int32_t i = 0; i < p->ntapes; i++) {
+      const hrm_tape *t = p->tapes[i];
+      if (t->nrecs == 0) continue;
+      for (int32_t k = 0; k < t->nchunks; k++) {
+         const char *base = t->chunks[k].mem->data;
+         if ((const char *)ptr >= base && (const char *)ptr < base + t->chunks[k].used * sizeof(float))
+            return 1;
+      }
+   }
+   return 0;
 }
 
 static void release_records(hrm_tape *t) {
@@ -76,6 +97,9 @@ static void release_records(hrm_tape *t) {
 void hrm_tape_free(hrm_tape *t) {
    if (!t) return;
    release_records(t);
+   hrm_params *p = t->store;
+   for (int32_t i = 0; i < p->ntapes; i++)
+      if (p->tapes[i] == t) p->tapes[i] = p->tapes[--p->ntapes];
    for (int32_t i = 0; i < t->nchunks; i++) hrm_tensor_free(t->chunks[i].mem);
    free(t->chunks);
    free(t->recs);

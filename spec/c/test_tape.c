@@ -387,6 +387,7 @@ static void test_misuse(void) {
    CHECK(hrm_tape_backward(tape, 1, outs, gs) == HRM_ERR_STATE);  // no call yet
    CHECK_OK(hrm_tape_call(&y, tape, blk, 1, in));
    CHECK(hrm_tape_backward(tape, 1, outs, gs) == HRM_ERR_ARG);    // x is not a call output
+   CHECK(hrm_module_forward(blk, y, 1, in) == HRM_ERR_ARG);        // overwriting a call output
    const hrm_tensor *youts[1] = {y}, *short_g[1] = {wrong};
    CHECK(hrm_tape_backward(tape, 1, youts, short_g) == HRM_ERR_SHAPE);
    hrm_tensor *gx = NULL;
