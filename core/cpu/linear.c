@@ -2,7 +2,7 @@
  *
  * Both directions are single GEMM calls through hrm_cpu_gemm_linear (fp32, or bf16 operands with
  * the bf16 option) over the flattened rows (N = B·T); the bias gradient is a column sum. No
- * allocation, no validation (model.c owns both).
+ * allocation, no validation (module.c and the store own both).
  */
 #include "../nn.h"
 #include "gemm.h"

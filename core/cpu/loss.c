@@ -3,7 +3,7 @@
  *
  * Stablemax (the reference default) runs in float64: s(x) = 1/(1 − x + 1e-30) for x < 0 and
  * x + 1 otherwise, log_stablemax = log(s(x_i) / Σ s(x_j)). Ignored labels (−100) give a zero
- * loss and a zero gradient row. Reductions (per-sequence means, batch sums) live in model.c.
+ * loss and a zero gradient row. Reductions (per-sequence means, batch sums) live in act.c.
  */
 #include <math.h>
 

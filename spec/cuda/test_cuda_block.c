@@ -2,7 +2,7 @@
  * against the CPU table.
  *
  * The op sequence (and its aliasing: residual into its second operand, RMSNorm backward in
- * place, linear backward accumulating with beta 1) is model.c's block_forward/block_backward,
+ * place, linear backward accumulating with beta 1) is module.c's block_forward/block_backward,
  * on a Sudoku-sized shape (T = 81 + 1, D 128, 2 heads of 64, RoPE). All buffers live in one
  * block, uploaded once, so both devices start from identical bytes. Tolerances: 1e-4 with
  * fp32 GEMMs, 5e-2 with bf16 GEMMs (errors compound through 7 products). Exits 77 without a
@@ -63,7 +63,7 @@ static layout make_layout(void) {
    return L;
 }
 
-/* model.c's block_forward then block_backward, on base (device memory of be) */
+/* module.c's block_forward then block_backward, on base (device memory of be) */
 static void run_block(const hrm_backend *be, float *base, const layout *L) {
    const int64_t N = (int64_t)B * T;
    const float eps = 1e-5f;

@@ -250,7 +250,7 @@ static void test_rmsnorm(void) {
    expect_f("rmsnorm_forward", d_y, y, N * D, 1e-5);
    expect_f("rmsnorm_forward rstd", d_r, r, N, 1e-5);
    expect_f("rmsnorm_backward", d_dx, dx, N * D, 1e-5);
-   /* in place, as model.c calls it */
+   /* in place, as module.c calls it */
    gpu->rmsnorm_backward(d_dy, d_dy, d_y, d_r, N, D);
    SYNC_OK();
    expect_f("rmsnorm_backward in place", d_dy, dx, N * D, 1e-5);
