@@ -416,13 +416,16 @@ end
 function Tape:watch(x)
    if not Tensor.is_tensor(x) then fail(2, "watch: bad argument #1: expected an hrm.Tensor, got %s", type(x)) end
    check(C.hrm_tape_watch(tape_handle(self), x:cdata()), 2)
+   self._watched = self._watched or {}
+   self._watched[#self._watched + 1] = x
    return x
 end
 
 local outs_buf = ffi.new("const hrm_tensor *[8]")
 local grads_buf = ffi.new("const hrm_tensor *[8]")
 
--- tape:backward({y1, y2, ...}, {dy1, dy2, ...}): the gradient of Σ <y_i, dy_i>.
+-- tape:backward({y1, y2, ...}, {dy1, dy2, ...}): the gradient of Σ <y_i, dy_i>; returns the
+-- gradients of the watched tensors, in the order they were watched.
 function Tape:backward(outputs, grads)
    local h = tape_handle(self)
    if type(outputs) ~= "table" or type(grads) ~= "table" or #outputs ~= #grads or #outputs < 1 or #outputs > 8 then
@@ -435,6 +438,9 @@ function Tape:backward(outputs, grads)
       outs_buf[i - 1], grads_buf[i - 1] = outputs[i]:cdata(), grads[i]:cdata()
    end
    check(C.hrm_tape_backward(h, #outputs, outs_buf, grads_buf), 2)
+   local grads_of = {}
+   for i, x in ipairs(self._watched or {}) do grads_of[i] = self:grad(x) end
+   return unpack(grads_of)
 end
 
 -- tape:grad(x): a new tensor with the gradient of a call output or watched tensor.
@@ -444,7 +450,10 @@ function Tape:grad(x)
    return Tensor._wrap(tensor_out[0])
 end
 
-function Tape:reset() check(C.hrm_tape_reset(tape_handle(self)), 2) end
+function Tape:reset()
+   check(C.hrm_tape_reset(tape_handle(self)), 2)
+   self._watched = nil
+end
 function Tape:calls() return C.hrm_tape_calls(tape_handle(self)) end
 
 function Tape:free()
