@@ -76,7 +76,8 @@ local function new(cfg, opts)
    local arch, hash = load_arch(full, 3)
    local cfg_out = config.from_c(c)
    cfg_out.arch, cfg_out.arch_hash = full.arch, hash
-   local store = nn.Store{ seed = seed, device = device }
+   local ok, store = pcall(nn.Store, { seed = seed, device = device })
+   if not ok then error(store, 2) end
    local net = arch.build(cfg_out, store)
    store:build(not opts.empty)
    local self = setmetatable({ cfg = cfg_out, device = device, store = store, net = net, arch = arch }, Model)
