@@ -109,34 +109,33 @@ static int check_rows(const hrm_tensor *dst, const hrm_tensor *src, const hrm_te
    return HRM_OK;
 }
 
-int hrm_rows_gather(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n) {
-   HRM_TRY(check_rows(dst, src, rows, n, "rows_gather"));
+/* dst[i] = src[rows[i]] (gather) or dst[rows[i]] = src[i] (scatter), i < n. */
+static int rows_copy(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n,
+                     int scatter) {
+   const char *fn = scatter ? "rows_scatter" : "rows_gather";
+   HRM_TRY(check_rows(dst, src, rows, n, fn));
    const size_t len = (size_t)row_len(src) * hrm_dtype_size(src->dtype);
    const int64_t srows = src->numel / row_len(src), drows = dst->numel / row_len(dst);
-   HRM_CHECK(n <= drows, HRM_ERR_SHAPE, "rows_gather: %d rows into %lld", n, (long long)drows);
+   const int64_t dense = scatter ? srows : drows, indexed = scatter ? drows : srows;
+   HRM_CHECK(n <= dense, HRM_ERR_SHAPE, "%s: %d rows, the tensor has %lld", fn, n,
+             (long long)dense);
    for (int32_t i = 0; i < n; i++) {
       const int32_t r = row_at(rows, i);
-      HRM_CHECK(r >= 0 && r < srows, HRM_ERR_RANGE, "rows_gather: row %d of %lld", r,
-                (long long)srows);
-      memcpy((char *)dst->data + (size_t)i * len, (const char *)src->data + (size_t)r * len, len);
+      HRM_CHECK(r >= 0 && r < indexed, HRM_ERR_RANGE, "%s: row %d of %lld", fn, r,
+                (long long)indexed);
+      char *d = (char *)dst->data + (size_t)(scatter ? r : i) * len;
+      const char *s = (const char *)src->data + (size_t)(scatter ? i : r) * len;
+      if (d != s) memcpy(d, s, len);
    }
    return HRM_OK;
 }
 
+int hrm_rows_gather(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n) {
+   return rows_copy(dst, src, rows, n, 0);
+}
+
 int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n) {
-   HRM_TRY(check_rows(dst, src, rows, n, "rows_scatter"));
-   const size_t len = (size_t)row_len(src) * hrm_dtype_size(src->dtype);
-   const int64_t srows = src->numel / row_len(src), drows = dst->numel / row_len(dst);
-   HRM_CHECK(n <= srows, HRM_ERR_SHAPE, "rows_scatter: %d rows from %lld", n, (long long)srows);
-   for (int32_t i = 0; i < n; i++) {
-      const int32_t r = row_at(rows, i);
-      HRM_CHECK(r >= 0 && r < drows, HRM_ERR_RANGE, "rows_scatter: row %d of %lld", r,
-                (long long)drows);
-      if ((char *)dst->data + (size_t)r * len != (const char *)src->data + (size_t)i * len)
-         memcpy((char *)dst->data + (size_t)r * len, (const char *)src->data + (size_t)i * len,
-                len);
-   }
-   return HRM_OK;
+   return rows_copy(dst, src, rows, n, 1);
 }
 
 int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,

@@ -18,6 +18,8 @@
 
 #define F32(t) ((float *)(t)->data)
 #define I32(t) ((const int32_t *)(t)->data)
+/* Block records of a call live on the stack up to this many blocks (deeper modules allocate). */
+#define MAX_STACK_BLOCKS 64
 
 /* ---- construction -------------------------------------------------------------------------- */
 
@@ -651,9 +653,9 @@ int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *
    int32_t ndim;
    int64_t shape[4];
    HRM_TRY(hrm_module_output_shape(&ndim, shape, m, n, in));
-   hrm_block_acts stack_acts[8], *acts = stack_acts;
+   hrm_block_acts stack_acts[MAX_STACK_BLOCKS], *acts = stack_acts;
    const int32_t nb = m->kind == HRM_MODULE_REASONING ? m->nblocks : 1;
-   if (nb > 8) {
+   if (nb > MAX_STACK_BLOCKS) {
       acts = malloc(sizeof *acts * (size_t)nb);
       HRM_CHECK(acts, HRM_ERR_MEMORY, "module: out of memory");
    }
@@ -841,8 +843,8 @@ int hrm_module_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in, f
    switch (m->kind) {
    case HRM_MODULE_BLOCK:
    case HRM_MODULE_REASONING: {
-      hrm_block_acts stack_acts[8], *acts = stack_acts;
-      if (m->nblocks > 8) {
+      hrm_block_acts stack_acts[MAX_STACK_BLOCKS], *acts = stack_acts;
+      if (m->nblocks > MAX_STACK_BLOCKS) {
          acts = malloc(sizeof *acts * (size_t)m->nblocks);
          HRM_CHECK(acts, HRM_ERR_MEMORY, "module: out of memory");
       }

@@ -14,6 +14,7 @@
 
 #include "device.h"
 #include "error.h"
+#include "grow.h"
 #include "nn.h"
 
 int hrm_params_new(hrm_params **out, uint64_t seed, int32_t device) {
@@ -77,13 +78,8 @@ int hrm_params_declare(int32_t *index, hrm_params *p, const char *name, int32_t 
                 (long long)shape[k], k + 1);
       n *= shape[k];
    }
-   if (p->count == p->cap) {
-      const int32_t cap = p->cap ? 2 * p->cap : 16;
-      hrm_named *t = realloc(p->tensors, sizeof *t * (size_t)cap);
-      HRM_CHECK(t, HRM_ERR_MEMORY, "params_declare: out of memory");
-      p->tensors = t;
-      p->cap = cap;
-   }
+   HRM_TRY(hrm_grow((void **)&p->tensors, &p->cap, p->count, sizeof *p->tensors,
+                    "params_declare"));
    hrm_named *d = &p->tensors[p->count];
    memset(d, 0, sizeof *d);
    snprintf(d->name, sizeof d->name, "%s", name);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "grow.h"
 #include "module.h"
 
 #define MAX_INPUTS 8
@@ -58,13 +59,7 @@ int hrm_tape_new(hrm_tape **out, hrm_params *p) {
    HRM_CHECK(out, HRM_ERR_ARG, "tape_new: out is NULL");
    *out = NULL;
    HRM_CHECK(p, HRM_ERR_ARG, "tape_new: store is NULL");
-   if (p->ntapes == p->tape_cap) {
-      const int32_t cap = p->tape_cap ? 2 * p->tape_cap : 4;
-      hrm_tape **list = realloc(p->tapes, sizeof *list * (size_t)cap);
-      HRM_CHECK(list, HRM_ERR_MEMORY, "tape_new: out of memory");
-      p->tapes = list;
-      p->tape_cap = cap;
-   }
+   HRM_TRY(hrm_grow((void **)&p->tapes, &p->tape_cap, p->ntapes, sizeof *p->tapes, "tape_new"));
    hrm_tape *t = calloc(1, sizeof *t);
    HRM_CHECK(t, HRM_ERR_MEMORY, "tape_new: out of memory");
    t->store = p;
@@ -113,13 +108,7 @@ int32_t hrm_tape_calls(const hrm_tape *t) { return t ? t->nrecs : 0; }
 /* ---- the arena ------------------------------------------------------------------------------ */
 
 static int add_chunk(hrm_tape *t, size_t floats) {
-   if (t->nchunks == t->chunk_cap) {
-      const int32_t cap = t->chunk_cap ? 2 * t->chunk_cap : 4;
-      chunk *c = realloc(t->chunks, sizeof *c * (size_t)cap);
-      HRM_CHECK(c, HRM_ERR_MEMORY, "tape: out of memory");
-      t->chunks = c;
-      t->chunk_cap = cap;
-   }
+   HRM_TRY(hrm_grow((void **)&t->chunks, &t->chunk_cap, t->nchunks, sizeof *t->chunks, "tape"));
    const int64_t n = (int64_t)floats;
    hrm_tensor *mem;
    const int rc = hrm_tensor_new(&mem, HRM_DTYPE_F32, 1, &n);
@@ -171,13 +160,7 @@ static int32_t find_node(const hrm_tape *t, const hrm_tensor *x) {
 
 static int add_node(hrm_tape *t, const void *data, int32_t ndim, const int64_t *shape,
                     int32_t *index) {
-   if (t->nnodes == t->node_cap) {
-      const int32_t cap = t->node_cap ? 2 * t->node_cap : 16;
-      tape_node *n = realloc(t->nodes, sizeof *n * (size_t)cap);
-      HRM_CHECK(n, HRM_ERR_MEMORY, "tape: out of memory");
-      t->nodes = n;
-      t->node_cap = cap;
-   }
+   HRM_TRY(hrm_grow((void **)&t->nodes, &t->node_cap, t->nnodes, sizeof *t->nodes, "tape"));
    tape_node *n = &t->nodes[t->nnodes];
    memset(n, 0, sizeof *n);
    n->data = data;
@@ -220,13 +203,7 @@ int hrm_tape_call(hrm_tensor **out, hrm_tape *t, hrm_module *m, int32_t n,
    int32_t ndim;
    int64_t shape[4];
    HRM_TRY(hrm_module_output_shape(&ndim, shape, m, n, inputs));
-   if (t->nrecs == t->rec_cap) {
-      const int32_t cap = t->rec_cap ? 2 * t->rec_cap : 16;
-      tape_rec *r = realloc(t->recs, sizeof *r * (size_t)cap);
-      HRM_CHECK(r, HRM_ERR_MEMORY, "tape: out of memory");
-      t->recs = r;
-      t->rec_cap = cap;
-   }
+   HRM_TRY(hrm_grow((void **)&t->recs, &t->rec_cap, t->nrecs, sizeof *t->recs, "tape"));
    tape_rec *r = &t->recs[t->nrecs];
    memset(r, 0, sizeof *r);
    r->n = n;

@@ -94,9 +94,7 @@ end
 function Model:free()
    if rawget(self, "store") ~= nil then
       self.tape:free()
-      self.store = nil
-      self.net, self._work = nil, nil
-      collectgarbage()
+      self.store, self.net, self._work = nil, nil, nil
    end
 end
 

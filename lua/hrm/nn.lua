@@ -233,13 +233,16 @@ end
 
 function Module:num_parameters() return tonumber(C.hrm_module_num_parameters(module_handle(self, 2))) end
 
-function Module:free()
+-- Frees the C object of a Lua wrapper now rather than at collection.
+local function release(self, free)
    local h = rawget(self, "_h")
    if h ~= nil then
       self._h = nil
-      C.hrm_module_free(ffi.gc(h, nil))
+      free(ffi.gc(h, nil))
    end
 end
+
+function Module:free() release(self, C.hrm_module_free) end
 
 local function count_text(n)
    if n >= 1e6 then return string.format("%.2fM", n / 1e6) end
@@ -456,13 +459,7 @@ function Tape:reset()
 end
 function Tape:calls() return C.hrm_tape_calls(tape_handle(self)) end
 
-function Tape:free()
-   local h = rawget(self, "_h")
-   if h ~= nil then
-      self._h = nil
-      C.hrm_tape_free(ffi.gc(h, nil))
-   end
-end
+function Tape:free() release(self, C.hrm_tape_free) end
 
 -- nn.call(tape, module, out, inputs...): through the tape when there is one (returning the
 -- call's output), else untaped into out. Model files use it for calls that are in the graph
