@@ -1,6 +1,8 @@
 -- bench_step.lua — one timing sample of the HRM step: a training step and an inference solve
 -- (16 segments, and halt = "q"), for one config, batch and thread count. Prints one line of
--- `key=value` figures; scripts/bench_ab.sh alternates it between two builds. Asserts nothing.
+-- `key=value` figures: wall seconds (`_s`) and process CPU seconds (`_cpu`, all threads; at one
+-- thread the steadier figure on a shared machine). scripts/bench_ab.sh alternates it between two
+-- builds. Asserts nothing.
 --
 --   hrm scripts/bench_step.lua [--config hrm_v1|small] [--batch N] [--threads N] [--steps N]
 local hrm = require "hrm"
@@ -32,17 +34,19 @@ local carry = model:carry(B)
 model:step(carry, batch, { train = true })   -- warm-up: arena and scratch at this batch size
 opt:step()
 local function clock() return tonumber(hrm.C.hrm_wall_time()) end
-local t0 = clock()
-for _ = 1, opts.steps do
-   model:step(carry, batch, { train = true })
-   opt:step()
+local function timed(fn)
+   local w, c = clock(), os.clock()
+   fn()
+   return clock() - w, os.clock() - c
 end
-local train = (clock() - t0) / opts.steps
-t0 = clock()
-model:solve({ inputs = inputs }, { halt = "max", max_steps = 16 })
-local infer = clock() - t0
-t0 = clock()
-model:solve({ inputs = inputs }, { halt = "q", max_steps = 16 })
-local infer_q = clock() - t0
-print(string.format("config=%s batch=%d threads=%d train_step_s=%.4f solve16_s=%.4f solve_q_s=%.4f",
-                    opts.config, B, hrm.get_threads(), train, infer, infer_q))
+local train, train_cpu = timed(function()
+   for _ = 1, opts.steps do
+      model:step(carry, batch, { train = true })
+      opt:step()
+   end
+end)
+local infer, infer_cpu = timed(function() model:solve({ inputs = inputs }, { halt = "max", max_steps = 16 }) end)
+local infer_q, infer_q_cpu = timed(function() model:solve({ inputs = inputs }, { halt = "q", max_steps = 16 }) end)
+print(string.format("config=%s batch=%d threads=%d train_step_s=%.4f solve16_s=%.4f solve_q_s=%.4f " ..
+                    "train_step_cpu=%.4f solve16_cpu=%.4f solve_q_cpu=%.4f", opts.config, B, hrm.get_threads(),
+                    train / opts.steps, infer, infer_q, train_cpu / opts.steps, infer_cpu, infer_q_cpu))
