@@ -42,6 +42,7 @@ struct hrm_dataset {
    uint64_t version;          /* bumped by every add (samplers check it) */
    char **ids;                /* identifier names, n_ids entries (NULL = unnamed) */
    int32_t n_ids;
+   int32_t file_version;      /* .hrmd version it was read from (0: not read from an .hrmd) */
 };
 
 static size_t elem_size(const hrm_dataset *ds, int k) {
@@ -497,6 +498,13 @@ int hrm_dataset_set_identifier(hrm_dataset *ds, int32_t id, const char *name) {
    free(ds->ids[id]);
    ds->ids[id] = copy;
    return HRM_OK;
+}
+
+int32_t hrm_dataset_file_version(const hrm_dataset *ds) { return ds ? ds->file_version : 0; }
+
+/* Internal (hrmd.c): the .hrmd version the dataset was read from. */
+void hrm_dataset_set_file_version(hrm_dataset *ds, int32_t version) {
+   if (ds) ds->file_version = version;
 }
 
 const char *hrm_dataset_identifier(const hrm_dataset *ds, int32_t id) {

@@ -52,6 +52,9 @@ if mode == "model" then
    end))
    print(string.format("sizes: model.hrm %.1f MB, state.hrm %.1f MB", file_mb(dir .. "/model.hrm"),
                        file_mb(dir .. "/state.hrm")))
+   for _ = 1, 3 do
+      assert(timed("open + verify model.hrm (info)", function() return checkpoint.info(dir .. "/model.hrm") end))
+   end
    assert(timed("checkpoint.load_weights (27M)", function() return checkpoint.load_weights(m, dir .. "/model.hrm") end))
    assert(timed("hrm.Model.load", function() return hrm.Model.load(dir .. "/model.hrm") end))
    assert(timed("checkpoint.load (model+optim+carry)", function() return checkpoint.load(dir .. "/state.hrm") end))
