@@ -99,11 +99,15 @@ double hrm_fma_peak_gflops(void);
 /* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */
 double hrm_wall_time(void);
 /* Ctrl-C handling for long loops. With deferral on, the host's SIGINT handler only records the
- * request (a second Ctrl-C interrupts at once); a training loop polls it between steps. */
+ * request (a second Ctrl-C interrupts at once); a training loop polls it between steps. SIGPIPE
+ * is ignored while deferral is on (a closed output pipe fails writes instead of killing). */
 void hrm_interrupt_defer(int32_t on);
 int32_t hrm_interrupt_deferred(void);
 void hrm_interrupt_request(void);       /* called from the signal handler */
 int32_t hrm_interrupt_take(void);       /* 1 if a request is pending (and clears it) */
+/* Ignore SIGPIPE (on = 1) or restore its default (0) for the whole process: writes into a pipe
+ * whose reader is gone then fail (EPIPE) instead of killing it. Returns whether it was ignored. */
+int32_t hrm_sigpipe_ignore(int32_t on);
 
 /* ---- tensors -------------------------------------------------------------------------------
  * Contiguous, row-major, up to 4 dims. A tensor either owns a reference to a storage block or
