@@ -4,7 +4,9 @@
  * "arrays": {name: {"dtype": "u8"|"i32", "shape": [...], "pad": bin, "data": bin, "xxh3": u64}},
  * "header_xxh3": u64 (always 0xcf + 8 bytes, the file's last 9)} for the five arrays of
  * HRM_SPEC §5.1, little-endian. Checksums (XXH3-64): one per payload, one over every other byte
- * before the last 9 (the header). Version 1 files (no checksums) still load, unchecked.
+ * before the last 9 (the header). The header and the small index arrays are verified at open;
+ * the token payloads, used in place from the mapping, when first touched (dataset.c), so opening
+ * a large file does not read it. Version 1 files (no checksums) still load, unchecked.
  * "pad" places every payload at a 64-byte file
  * offset so a read maps the file and uses the arrays in place. A payload past 4 GiB - 1 (the
  * msgpack bin limit) is stored as a list of bins and copied on read. The whole byte stream is
@@ -20,8 +22,10 @@
 #include "fileio.h"
 
 /* defined in core/dataset.c */
-int hrm_dataset_wrap(hrm_dataset **out, const hrm_dataset_meta *meta, const hrm_dataset_arrays *a,
-                     void *owned[5], hrm_file_data *files, int32_t nfiles, const char *label);
+int hrm_dataset_wrap_deferred(hrm_dataset **out, const hrm_dataset_meta *meta,
+                              const hrm_dataset_arrays *a, void *owned[5], hrm_file_data *files,
+                              int32_t nfiles, const char *label, const int deferred[2],
+                              const uint64_t sums[2]);
 void hrm_dataset_set_file_version(hrm_dataset *ds, int32_t version);
 
 #define HRMD_VERSION 2            /* written; checksummed */
@@ -553,9 +557,10 @@ static size_t payload_spans(hrmd_span *spans, size_t k, const hrmd_array *a) {
 }
 
 /* Version 2: the header (every byte before the last 9, less the payloads) and each payload
- * match their checksums, the header first; the payload's name is in the error. */
+ * whose bit is set in `now` match their checksums, the header first; the payload's name is in
+ * the error. */
 static int verify_hrmd(const hrm_file_data *file, const hrmd_array arr[5], uint64_t header_sum,
-                       const char *label) {
+                       int now, const char *label) {
    size_t total = 0;
    for (int k = 0; k < 5; k++)
       total += arr[k].data->type == MSGPACK_OBJECT_BIN ? 1 : arr[k].data->via.array.size;
@@ -584,6 +589,7 @@ static int verify_hrmd(const hrm_file_data *file, const hrmd_array arr[5], uint6
                     "the file is damaged; rebuild it", label, (unsigned long long)header_sum,
                     (unsigned long long)got);
    for (int k = 0; k < 5 && rc == HRM_OK; k++) {
+      if (!(now & (1 << k))) continue;
       size_t m = payload_spans(spans, 0, &arr[k]);
       XXH3_64bits_reset(st);
       for (size_t i = 0; i < m; i++) XXH3_64bits_update(st, spans[i].p, spans[i].n);
@@ -672,7 +678,21 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
          goto fail;
       }
    }
-   if (version == HRMD_VERSION && (rc = verify_hrmd(file, arr, top[4]->via.u64, label))) goto fail;
+   /* token payloads used in place are verified when first touched; the rest now */
+   int32_t token = meta.vocab_size <= 256 ? HRM_DTYPE_U8 : HRM_DTYPE_I32;
+   int deferred[2] = {0, 0}, now = 0x1f;
+   uint64_t sums[2] = {0, 0};
+   for (int k = 0; k < 2 && version == HRMD_VERSION; k++) {
+      const msgpack_object *d = arr[k].data;
+      deferred[k] = d->type == MSGPACK_OBJECT_BIN && arr[k].dtype == token &&
+                    (token == HRM_DTYPE_U8 || ((uintptr_t)d->via.bin.ptr & 3) == 0);
+      if (deferred[k]) {
+         now &= ~(1 << k);
+         sums[k] = arr[k].sum->via.u64;
+      }
+   }
+   if (version == HRMD_VERSION && (rc = verify_hrmd(file, arr, top[4]->via.u64, now, label)))
+      goto fail;
    if (arr[0].shape[1] != meta.seq_len || arr[1].shape[0] != arr[0].shape[0] ||
        arr[1].shape[1] != arr[0].shape[1] || arr[1].dtype != arr[0].dtype) {
       rc = HRM_FAIL(HRM_ERR_SHAPE, "'%s': inputs (%lld, %lld) and labels (%lld, %lld) must agree "
@@ -689,7 +709,6 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
       goto fail;
    }
    const void *ptr[5];
-   int32_t token = meta.vocab_size <= 256 ? HRM_DTYPE_U8 : HRM_DTYPE_I32;
    for (int k = 0; k < 5; k++)
       if ((rc = array_bytes(&ptr[k], &owned[k], &arr[k], k < 2 ? token : HRM_DTYPE_I32,
                             names[k], label)))
@@ -701,7 +720,7 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
    /* The object tree points into the mapping: keep it alive until the identifiers are copied. */
    hrm_file_data keep = *file;
    memset(file, 0, sizeof *file);
-   rc = hrm_dataset_wrap(out, &meta, &a, owned, &keep, 1, label);
+   rc = hrm_dataset_wrap_deferred(out, &meta, &a, owned, &keep, 1, label, deferred, sums);
    if (rc == HRM_OK) hrm_dataset_set_file_version(*out, (int32_t)version);
    if (rc == HRM_OK && ids) {
       for (uint32_t i = 0; i < ids->via.array.size && rc == HRM_OK; i++) {

@@ -4,14 +4,19 @@
  * .hrm must be refused with a message; a change inside a tensor's data must name that tensor and
  * a change inside the meta text must name meta (alone, or as part of the header). Then random single-byte changes
  * of a larger .hrm (argv[1] of them, default 10000; argv[2] bytes of data, default 1 MiB), and
- * every single-byte change of a small .hrmd (each position, 8 bit flips and the complement).
- * Version 1 files still open and say they are unchecked (hrm_checkpoint_version). Prints how
- * the refusals were worded (header checksum, data checksum, structure).
+ * every single-byte change of a small .hrmd (each position, 8 bit flips and the complement):
+ * refused at open or, for its token payloads (verified when first touched), at the first use.
+ * A damaged token payload opens and every batch from it is refused; tokens out of range are
+ * still caught at the first touch. Version 1 files still open and say they are unchecked
+ * (hrm_checkpoint_version, hrm_dataset_file_version). Prints how the refusals were worded
+ * (header checksum, data checksum, structure).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "check.h"
 #include "tmpfiles.h"
@@ -223,25 +228,110 @@ static void test_hrmd(void) {
    CHECK_OK(hrm_dataset_load(&ds, path, NULL));
    CHECK(hrm_dataset_file_version(ds) == 2);
    hrm_dataset_free(ds);
+   ds = NULL; /* a version 1 file (the fuzz seed) still loads, unchecked */
+   CHECK_OK(hrm_dataset_load(&ds, "spec/fuzz/corpus/hrmd/small_u8.hrmd", NULL));
+   CHECK(hrm_dataset_file_version(ds) == 1);
+   hrm_dataset_free(ds);
    size_t n;
    unsigned char *orig = read_raw(path, &n);
    CHECK(orig != NULL);
    if (!orig) return;
    tally tl = {0};
+   long touched = 0;
    for (size_t i = 0; i < n; i++) {
       for (int v = 0; v < 9; v++) {
          orig[i] ^= (unsigned char)(v < 8 ? 1u << v : 0xff);
          ds = NULL;
          hrm_clear_error();
          int rc = hrm_dataset_open_hrmd_memory(&ds, orig, n, "flip.hrmd");
+         if (rc == HRM_OK) { /* token payloads are verified when first touched */
+            hrm_dataset_arrays all;
+            rc = hrm_dataset_get_arrays(&all, ds);
+            if (rc != HRM_OK) touched++;
+         }
          hrm_dataset_free(ds);
          count(&tl, rc, NULL);
          orig[i] ^= (unsigned char)(v < 8 ? 1u << v : 0xff);
       }
    }
    report("small .hrmd, 9 changes of every byte", &tl);
+   printf("  (%ld of them opened and were refused when their tokens were first touched)\n", touched);
    CHECK(tl.accepted == 0 && tl.silent == 0);
-   CHECK(tl.header > 0 && tl.data > 0);
+   CHECK(tl.header > 0 && tl.data > 0 && touched > 0);
+
+   /* a damaged inputs payload: the file opens; the first batch, and every later one, is refused
+    * naming the array and the file */
+   unsigned char tok[30];
+   for (int i = 0; i < 30; i++) tok[i] = (unsigned char)in[i]; /* stored as u8 (V = 11) */
+   size_t at = find(orig, n, tok, sizeof tok);
+   CHECK(at != (size_t)-1);
+   if (at != (size_t)-1) {
+      orig[at + 7] ^= 0x01;
+      ds = NULL;
+      CHECK_OK(hrm_dataset_open_hrmd_memory(&ds, orig, n, "damaged.hrmd"));
+      hrm_sampler *smp = NULL;
+      hrm_sampler_config cfg = {.batch_size = 2, .train = 0, .max_epochs = 1};
+      if (ds) CHECK_OK(hrm_sampler_new(&smp, ds, &cfg));
+      hrm_tensor *bin = NULL, *blab = NULL;
+      CHECK_OK(hrm_tensor_new(&bin, HRM_DTYPE_I32, 2, (int64_t[]){2, 6}));
+      CHECK_OK(hrm_tensor_new(&blab, HRM_DTYPE_I32, 2, (int64_t[]){2, 6}));
+      for (int round = 0; round < 2 && smp; round++) {
+         int32_t got = -1;
+         hrm_clear_error();
+         CHECK(hrm_sampler_next(&got, bin, blab, NULL, smp) == HRM_ERR_FORMAT);
+         CHECK(strstr(hrm_last_error(), "'damaged.hrmd': the data of array \"inputs\" fails its "
+                                        "checksum") != NULL);
+      }
+      hrm_tensor_free(bin);
+      hrm_tensor_free(blab);
+      hrm_sampler_free(smp);
+      hrm_dataset_free(ds);
+      orig[at + 7] ^= 0x01;
+   }
+
+   /* tokens are still range-checked at the first touch: the same file with vocab_size 7 in its
+    * meta and its header checksum made right again opens, and its first batch is refused */
+   const void *pay[5] = {tok, NULL, pid, pidx, gidx};
+   unsigned char labtok[30];
+   for (int i = 0; i < 30; i++) labtok[i] = (unsigned char)lab[i];
+   pay[1] = labtok;
+   size_t len[5] = {30, 30, sizeof pid, sizeof pidx, sizeof gidx}, off[5];
+   int found = 1;
+   for (int k = 0; k < 5; k++) {
+      off[k] = find(orig, n, pay[k], len[k]);
+      found &= off[k] != (size_t)-1 && !memmem(orig + off[k] + 1, n - off[k] - 1, pay[k], len[k]);
+   }
+   size_t vs = find(orig, n, "\xaavocab_size", 11);
+   CHECK(found && vs != (size_t)-1 && orig[vs + 11] == 11 && orig[n - 9] == 0xcf);
+   if (found && vs != (size_t)-1) {
+      orig[vs + 11] = 7;
+      for (int a = 0; a < 5; a++) /* payloads in file order */
+         for (int b = a + 1; b < 5; b++)
+            if (off[b] < off[a]) {
+               size_t t = off[a]; off[a] = off[b]; off[b] = t;
+               t = len[a]; len[a] = len[b]; len[b] = t;
+            }
+      XXH3_state_t *st = XXH3_createState();
+      XXH3_64bits_reset(st);
+      size_t pos = 0;
+      for (int k = 0; k < 5; k++) {
+         XXH3_64bits_update(st, orig + pos, off[k] - pos);
+         pos = off[k] + len[k];
+      }
+      XXH3_64bits_update(st, orig + pos, n - 9 - pos);
+      uint64_t h = XXH3_64bits_digest(st);
+      XXH3_freeState(st);
+      for (int i = 0; i < 8; i++) orig[n - 8 + i] = (unsigned char)(h >> (56 - 8 * i));
+      ds = NULL;
+      CHECK_OK(hrm_dataset_open_hrmd_memory(&ds, orig, n, "vocab7.hrmd"));
+      hrm_dataset_arrays all;
+      hrm_clear_error();
+      CHECK(ds && hrm_dataset_get_arrays(&all, ds) == HRM_ERR_RANGE);
+      CHECK(strstr(hrm_last_error(), "dataset 'vocab7.hrmd': inputs[0, 1] = 7 is outside the "
+                                     "vocabulary [0, 7)") != NULL);
+      if (!strstr(hrm_last_error(), "inputs[")) fprintf(stderr, "  got: %s\n", hrm_last_error());
+      hrm_dataset_free(ds);
+   }
    free(orig);
 }
 
