@@ -282,9 +282,10 @@ end
 -- Carries of `batch` rows, k of them, refused before any is made when their bytes alone (measured
 -- on a one-row carry, field by field) exceed the memory available.
 local function make_carries(model, batch, k)
-   local CARRY_FIELDS = { "z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_ids" }
+   local has_ck, ck = pcall(require, "hrm.checkpoint")
+   local fields = has_ck and type(ck) == "table" and ck.carry_fields or { "z_H", "z_L" }
    local one, per_row = model:carry(1), 0
-   for _, name in ipairs(CARRY_FIELDS) do
+   for _, name in ipairs(fields) do
       local ok, t = pcall(one.tensor, one, name)
       if ok and t then per_row = per_row + t:numel() * (DTYPE_BYTES[t:dtype()] or 4) end
    end
