@@ -1,8 +1,13 @@
 /* checkpoint.c — .hrm checkpoint files: an atomic streaming writer and a validating reader.
  *
  * A file is one msgpack map (docs/checkpoint.md):
- *    {"format": "hrm", "version": 1, "meta": <JSON object as a string>,
- *     "tensors": {name: {"dtype": "f32", "shape": [..], "data": bin | [bin, ...]}}}
+ *    {"format": "hrm", "version": 2, "meta": <JSON object as a string>,
+ *     "tensors": {name: {"dtype": "f32", "shape": [..], "data": bin | [bin, ...], "xxh3": u64}},
+ *     "header_xxh3": u64}
+ * Version 2 carries checksums (XXH3-64, libxxhash): one over each tensor's bytes, and one over
+ * every other byte before "header_xxh3"'s value (the header: format, version, meta, names,
+ * dtypes, shapes, bin heads). A file is verified in full on open, and an error names the damaged
+ * part. Version 1 files (no checksums) still load, unchecked (hrm_checkpoint_version says so).
  * The writer packs the small headers with msgpack-c and writes every tensor's bytes straight
  * from its memory through the atomic file writer (no staging copy). Data longer than a msgpack
  * bin can hold (2^32 - 1 bytes) is a list of bins. The reader maps the file and walks it with
@@ -18,13 +23,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "checkpoint.h"
 #include "error.h"
 #include "fileio.h"
 
 #define CK_FORMAT "hrm"
-#define CK_VERSION 1
+#define CK_VERSION 2                      /* written; checksummed */
+#define CK_VERSION_UNCHECKED 1            /* still read: no checksums */
 #define CK_MAX_NAME 1024                  /* bytes in a tensor name */
 #define CK_MAX_META ((uint64_t)1 << 28)   /* 256 MiB of JSON */
 #define CK_MAX_SPANS 65536                /* bins in one tensor's data list */
@@ -43,6 +50,8 @@ typedef struct ck_entry {
    uint32_t nspans;
    ck_span one;          /* the data when nspans <= 1 */
    ck_span *spans;       /* owned list when nspans > 1 */
+   uint64_t sum;         /* XXH3-64 of the bytes (version 2) */
+   int has_sum;
 } ck_entry;
 
 struct hrm_checkpoint {
@@ -51,6 +60,10 @@ struct hrm_checkpoint {
    char *meta;           /* NUL-terminated copy of the JSON text */
    int32_t count;
    ck_entry *entries;    /* sorted by name */
+   int32_t version;      /* 1 (unchecked) or 2 (verified on open) */
+   uint64_t header_sum;  /* "header_xxh3" */
+   uint64_t header_end;  /* file offset of that value: the header is [0, header_end) less data */
+   int has_header_sum;
 };
 
 static uint64_t ck_chunk_max = CK_BIN_MAX;
@@ -209,20 +222,26 @@ static int parse_meta(hrm_checkpoint *f, ck_reader *r) {
              (unsigned long long)n);
    memcpy(f->meta, s, (size_t)n);
    f->meta[n] = '\0';
+   return HRM_OK;
+}
+
+/* meta is one JSON object (checked after the checksums, so that damage is reported as such). */
+static int check_meta_json(hrm_checkpoint *f) {
+   size_t n = strlen(f->meta);
    const char *stop = NULL;
-   cJSON *root = cJSON_ParseWithLengthOpts(f->meta, (size_t)n, &stop, 0);
+   cJSON *root = cJSON_ParseWithLengthOpts(f->meta, n, &stop, 0);
    int rc = HRM_OK;
    if (!root) {
       size_t at = stop && stop >= f->meta && stop <= f->meta + n ? (size_t)(stop - f->meta) : 0;
       rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': meta is not valid JSON (near byte %zu of %llu)",
-                    r->label, at, (unsigned long long)n);
+                    f->label, at, (unsigned long long)n);
    } else if (!cJSON_IsObject(root)) {
-      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': meta is JSON but not an object", r->label);
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': meta is JSON but not an object", f->label);
    } else {
       for (const char *c = stop; c < f->meta + n; c++)
          if (*c != ' ' && *c != '\t' && *c != '\n' && *c != '\r') {
             rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': meta has bytes after its JSON object (byte %zu "
-                          "of %llu)", r->label, (size_t)(c - f->meta), (unsigned long long)n);
+                          "of %llu)", f->label, (size_t)(c - f->meta), (unsigned long long)n);
             break;
          }
    }
@@ -321,9 +340,14 @@ static int parse_entry(ck_entry *e, ck_reader *r) {
                    "fields", r->label, e->name);
          snprintf(kwhat, sizeof kwhat, "the data of tensor '" CK_NAME "'", e->name);
          HRM_TRY(parse_data(e, r, kwhat));
+      } else if (str_is(key, klen, "xxh3")) {
+         HRM_CHECK(!e->has_sum++, HRM_ERR_FORMAT, "'%s': tensor '" CK_NAME "' has two "
+                   "checksums", r->label, e->name);
+         snprintf(kwhat, sizeof kwhat, "the checksum of tensor '" CK_NAME "'", e->name);
+         HRM_TRY(rd_head(r, CK_UINT, &e->sum, kwhat));
       } else {
          return HRM_FAIL(HRM_ERR_FORMAT, "'%s': tensor '" CK_NAME "' has an unknown field "
-                         "'%.*s' (expected dtype, shape, data)", r->label, e->name,
+                         "'%.*s' (expected dtype, shape, data, xxh3)", r->label, e->name,
                          (int)(klen < 40 ? klen : 40), key);
       }
    }
@@ -378,6 +402,95 @@ static int parse_tensors(hrm_checkpoint *f, ck_reader *r) {
    return HRM_OK;
 }
 
+/* ---- checksums ------------------------------------------------------------------------------ */
+
+/* Feed [off, off + len) of the file to st; pages of a mapped file are dropped once hashed, as in
+ * ck_copy, so verifying a large file does not keep it resident. */
+static void hash_range(XXH3_state_t *st, const hrm_checkpoint *f, uint64_t off, uint64_t len) {
+   size_t page = (size_t)sysconf(_SC_PAGESIZE);
+   const uint8_t *src = f->file.data + off;
+   while (len > 0) {
+      size_t k = len < CK_COPY_BLOCK ? (size_t)len : CK_COPY_BLOCK;
+      XXH3_64bits_update(st, src, k);
+      if (f->file.mapped_ && page > 0 && k == CK_COPY_BLOCK) {
+         uintptr_t a = ((uintptr_t)src + page - 1) / page * page;
+         uintptr_t z = ((uintptr_t)src + k) / page * page;
+         if (z > a) madvise((void *)a, z - a, MADV_DONTNEED);
+      }
+      src += k;
+      len -= k;
+   }
+}
+
+static int cmp_span_off(const void *a, const void *b) {
+   uint64_t x = ((const ck_span *)a)->off, y = ((const ck_span *)b)->off;
+   return (x > y) - (x < y);
+}
+
+/* The header's checksum: every byte of [0, header_end) outside the tensors' data. */
+static int verify_header(const hrm_checkpoint *f, XXH3_state_t *st) {
+   size_t total = 0;
+   for (int32_t i = 0; i < f->count; i++) total += f->entries[i].nspans;
+   ck_span *all = malloc((total ? total : 1) * sizeof *all);
+   HRM_CHECK(all, HRM_ERR_MEMORY, "'%s': out of memory verifying the header", f->label);
+   size_t k = 0;
+   for (int32_t i = 0; i < f->count; i++) {
+      const ck_entry *e = &f->entries[i];
+      const ck_span *sp = e->nspans > 1 ? e->spans : &e->one;
+      for (uint32_t j = 0; j < e->nspans; j++) all[k++] = sp[j];
+   }
+   qsort(all, total, sizeof *all, cmp_span_off);
+   XXH3_64bits_reset(st);
+   uint64_t at = 0;
+   for (size_t j = 0; j < total; j++) { /* spans are disjoint and before header_end */
+      if (all[j].off > at) XXH3_64bits_update(st, f->file.data + at, (size_t)(all[j].off - at));
+      at = all[j].off + all[j].len;
+   }
+   free(all);
+   if (f->header_end > at) XXH3_64bits_update(st, f->file.data + at, (size_t)(f->header_end - at));
+   uint64_t got = XXH3_64bits_digest(st);
+   HRM_CHECK(got == f->header_sum, HRM_ERR_FORMAT, "'%s': the header (format, version, meta, "
+             "tensor names, dtypes and shapes) fails its checksum (stored %016llx, computed "
+             "%016llx)\n---> HINT: the file is damaged; use another copy", f->label,
+             (unsigned long long)f->header_sum, (unsigned long long)got);
+   return HRM_OK;
+}
+
+static int verify_tensor(const hrm_checkpoint *f, const ck_entry *e, XXH3_state_t *st) {
+   const ck_span *sp = e->nspans > 1 ? e->spans : &e->one;
+   XXH3_64bits_reset(st);
+   for (uint32_t j = 0; j < e->nspans; j++) hash_range(st, f, sp[j].off, sp[j].len);
+   uint64_t got = XXH3_64bits_digest(st);
+   HRM_CHECK(got == e->sum, HRM_ERR_FORMAT, "'%s': the data of tensor '" CK_NAME "' fails its "
+             "checksum (stored %016llx, computed %016llx)\n---> HINT: the file is damaged; use "
+             "another copy", f->label, e->name, (unsigned long long)e->sum,
+             (unsigned long long)got);
+   return HRM_OK;
+}
+
+/* Version 2: every checksum present and matching (the header first). Version 1: none present. */
+static int ck_verify(hrm_checkpoint *f) {
+   int any = f->has_header_sum;
+   for (int32_t i = 0; i < f->count; i++) any |= f->entries[i].has_sum;
+   if (f->version == CK_VERSION_UNCHECKED) {
+      HRM_CHECK(!any, HRM_ERR_FORMAT, "'%s' says version %d (no checksums) but carries "
+                "checksums\n---> HINT: its version is damaged", f->label, CK_VERSION_UNCHECKED);
+      return HRM_OK;
+   }
+   HRM_CHECK(f->has_header_sum, HRM_ERR_FORMAT, "'%s': a version %d checkpoint without its "
+             "\"header_xxh3\"\n---> HINT: the header is damaged", f->label, CK_VERSION);
+   for (int32_t i = 0; i < f->count; i++)
+      HRM_CHECK(f->entries[i].has_sum, HRM_ERR_FORMAT, "'%s': tensor '" CK_NAME "' has no "
+                "checksum in a version %d checkpoint\n---> HINT: the header is damaged",
+                f->label, f->entries[i].name, CK_VERSION);
+   XXH3_state_t *st = XXH3_createState();
+   HRM_CHECK(st, HRM_ERR_MEMORY, "'%s': out of memory verifying checksums", f->label);
+   int rc = verify_header(f, st);
+   for (int32_t i = 0; i < f->count && rc == HRM_OK; i++) rc = verify_tensor(f, &f->entries[i], st);
+   XXH3_freeState(st);
+   return rc;
+}
+
 static int ck_parse(hrm_checkpoint *f) {
    ck_reader r = {f->file.data, f->file.size, 0, f->label};
    HRM_CHECK(r.size > 0, HRM_ERR_FORMAT, "'%s' is empty\n---> HINT: was its write interrupted? "
@@ -406,20 +519,28 @@ static int ck_parse(hrm_checkpoint *f) {
          HRM_CHECK(!seen_version++, HRM_ERR_FORMAT, "'%s': \"version\" appears twice", r.label);
          uint64_t v;
          HRM_TRY(rd_head(&r, CK_UINT, &v, "\"version\""));
-         HRM_CHECK(v == CK_VERSION, HRM_ERR_FORMAT, "'%s' is a version %llu checkpoint; this "
-                   "build of hrm reads version %d\n---> HINT: %s", r.label,
-                   (unsigned long long)v, CK_VERSION,
-                   v > CK_VERSION ? "a newer hrm wrote it: upgrade hrm"
-                                  : "the file is corrupt");
+         HRM_CHECK(v == CK_VERSION || v == CK_VERSION_UNCHECKED, HRM_ERR_FORMAT, "'%s' is a "
+                   "version %llu checkpoint; this build of hrm reads versions %d and %d\n"
+                   "---> HINT: %s", r.label, (unsigned long long)v, CK_VERSION_UNCHECKED,
+                   CK_VERSION, v > CK_VERSION ? "a newer hrm wrote it, or its version is damaged"
+                                              : "the file is damaged");
+         f->version = (int32_t)v;
       } else if (str_is(key, klen, "meta")) {
          HRM_CHECK(!seen_meta++, HRM_ERR_FORMAT, "'%s': \"meta\" appears twice", r.label);
          HRM_TRY(parse_meta(f, &r));
       } else if (str_is(key, klen, "tensors")) {
          HRM_CHECK(!seen_tensors++, HRM_ERR_FORMAT, "'%s': \"tensors\" appears twice", r.label);
          HRM_TRY(parse_tensors(f, &r));
+      } else if (str_is(key, klen, "header_xxh3")) {
+         HRM_CHECK(i + 1 == n, HRM_ERR_FORMAT, "'%s': \"header_xxh3\" is not the last top-level "
+                   "key\n---> HINT: the header is damaged", r.label);
+         f->header_end = r.pos;
+         HRM_TRY(rd_head(&r, CK_UINT, &f->header_sum, "\"header_xxh3\""));
+         f->has_header_sum = 1;
       } else {
          return HRM_FAIL(HRM_ERR_FORMAT, "'%s': unknown top-level key '%.*s' (expected format, "
-                         "version, meta, tensors)", r.label, (int)(klen < 40 ? klen : 40), key);
+                         "version, meta, tensors, header_xxh3)", r.label,
+                         (int)(klen < 40 ? klen : 40), key);
       }
    }
    HRM_CHECK(seen_format && seen_version && seen_meta && seen_tensors, HRM_ERR_FORMAT,
@@ -429,7 +550,8 @@ static int ck_parse(hrm_checkpoint *f) {
    HRM_CHECK(r.pos == r.size, HRM_ERR_FORMAT, "'%s' has %zu bytes after the checkpoint's end "
              "(byte %zu of %zu)\n---> HINT: the file is corrupt or two files were joined",
              r.label, r.size - r.pos, r.pos, r.size);
-   return HRM_OK;
+   HRM_TRY(ck_verify(f));
+   return check_meta_json(f);
 }
 
 void hrm_checkpoint_free(hrm_checkpoint *f) {
@@ -487,6 +609,8 @@ int hrm_checkpoint_open_memory(hrm_checkpoint **out, const void *data, size_t si
 }
 
 const char *hrm_checkpoint_meta(const hrm_checkpoint *f) { return f ? f->meta : NULL; }
+
+int32_t hrm_checkpoint_version(const hrm_checkpoint *f) { return f ? f->version : 0; }
 
 int32_t hrm_checkpoint_count(const hrm_checkpoint *f) { return f ? f->count : 0; }
 
@@ -590,9 +714,17 @@ static int cmp_named(const void *a, const void *b) {
    return strcmp(((const named *)a)->name, ((const named *)b)->name);
 }
 
-/* msgpack-c's output callback: bytes go to the atomic writer, whose errors are sticky. */
+/* msgpack-c's output callback: bytes go to the atomic writer, whose errors are sticky, and
+ * into the header's checksum (tensor data is written past the packer, so it is not in it). */
+typedef struct pack_ctx {
+   hrm_file_writer *w;
+   XXH3_state_t *header;
+} pack_ctx;
+
 static int pack_sink(void *data, const char *buf, size_t len) {
-   return hrm_file_writer_write(data, buf, len) == HRM_OK ? 0 : -1;
+   pack_ctx *c = data;
+   XXH3_64bits_update(c->header, buf, len);
+   return hrm_file_writer_write(c->w, buf, len) == HRM_OK ? 0 : -1;
 }
 
 static void pack_cstr(msgpack_packer *pk, const char *s) {
@@ -668,14 +800,19 @@ int hrm_checkpoint_write(const char *path, const char *meta, int32_t n, const ch
    }
 
    hrm_file_writer *w;
-   int rc = hrm_file_writer_open(&w, path);
+   XXH3_state_t *header = XXH3_createState();
+   int rc = header ? hrm_file_writer_open(&w, path)
+                   : HRM_FAIL(HRM_ERR_MEMORY, "checkpoint_write '%s': out of memory", path);
    if (rc != HRM_OK) {
+      XXH3_freeState(header);
       free(order);
       return rc;
    }
+   XXH3_64bits_reset(header);
+   pack_ctx ctx = {w, header};
    msgpack_packer pk;
-   msgpack_packer_init(&pk, w, pack_sink);
-   msgpack_pack_map(&pk, 4);
+   msgpack_packer_init(&pk, &ctx, pack_sink);
+   msgpack_pack_map(&pk, 5);
    pack_cstr(&pk, "format");
    pack_cstr(&pk, CK_FORMAT);
    pack_cstr(&pk, "version");
@@ -689,7 +826,7 @@ int hrm_checkpoint_write(const char *path, const char *meta, int32_t n, const ch
       const hrm_tensor *t = order[i].t;
       uint64_t bytes = (uint64_t)t->numel * hrm_dtype_size(t->dtype);
       pack_cstr(&pk, order[i].name);
-      msgpack_pack_map(&pk, 3);
+      msgpack_pack_map(&pk, 4);
       pack_cstr(&pk, "dtype");
       pack_cstr(&pk, hrm_dtype_name(t->dtype));
       pack_cstr(&pk, "shape");
@@ -709,7 +846,13 @@ int hrm_checkpoint_write(const char *path, const char *meta, int32_t n, const ch
             hrm_file_writer_write(w, p + off, (size_t)k);
          }
       }
+      pack_cstr(&pk, "xxh3");
+      msgpack_pack_uint64(&pk, XXH3_64bits(bytes ? p : NULL, (size_t)bytes));
    }
+   pack_cstr(&pk, "header_xxh3");
+   uint64_t sum = XXH3_64bits_digest(header);
+   msgpack_pack_uint64(&pk, sum);
+   XXH3_freeState(header);
    free(order);
    return hrm_file_writer_commit(w); /* reports the first failed write, if any */
 }

@@ -6,10 +6,14 @@
  * caller-owned i32 tensors and never allocate per batch: train by groups exactly as §5.2 (one
  * Philox stream per epoch), test in order with a padded last batch. Parsing files is not done
  * here (npy.c, hrmd.c); nothing here knows about Lua.
+ * The token payloads of a checksummed .hrmd are verified (checksum, then token range) when first
+ * touched — the first batch, get_arrays, add or save — not at open, so opening a large file
+ * reads only its header and index arrays. A payload that fails stays refused on every touch.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "error.h"
 #include "fileio.h"
@@ -17,6 +21,10 @@
 /* defined in core/npy.c and core/hrmd.c */
 int hrm_dataset_read_dir(hrm_dataset **out, const char *dir, const char *split);
 int hrm_dataset_read_hrmd(hrm_dataset **out, const char *path);
+int hrm_dataset_wrap_deferred(hrm_dataset **out, const hrm_dataset_meta *meta,
+                              const hrm_dataset_arrays *a, void *owned[5], hrm_file_data *files,
+                              int32_t nfiles, const char *label, const int deferred[2],
+                              const uint64_t sums[2]);
 
 enum { A_INPUTS, A_LABELS, A_PIDS, A_PIDX, A_GIDX, A_COUNT };
 
@@ -27,6 +35,8 @@ typedef struct ds_array {
    const void *data;  /* the contents (inside a mapping, or == owned) */
    void *owned;       /* malloc'ed block behind data; NULL when data lives in a file mapping */
    int64_t cap;       /* elements the owned block holds */
+   int pending;       /* inputs/labels only: checksum and tokens not yet verified */
+   uint64_t sum;      /* the XXH3-64 the payload must have, when pending */
 } ds_array;
 
 struct hrm_dataset {
@@ -42,6 +52,8 @@ struct hrm_dataset {
    uint64_t version;          /* bumped by every add (samplers check it) */
    char **ids;                /* identifier names, n_ids entries (NULL = unnamed) */
    int32_t n_ids;
+   int32_t file_version;      /* .hrmd version it was read from (0: not read from an .hrmd) */
+   char *label;               /* the file, for messages of deferred verification */
 };
 
 static size_t elem_size(const hrm_dataset *ds, int k) {
@@ -138,8 +150,10 @@ static double token_at(const void *t, int32_t dtype, int64_t i) {
    return dtype == HRM_DTYPE_U8 ? ((const uint8_t *)t)[i] : ((const int32_t *)t)[i];
 }
 
+/* skip_tokens: bit 0 leaves the inputs' tokens unchecked, bit 1 the labels' (verified later). */
 static int check_arrays(const hrm_dataset_meta *m, const hrm_dataset_arrays *a, const char *label,
-                        int64_t *P_out, int64_t *G_out, int32_t *max_size, int64_t *yield) {
+                        int64_t *P_out, int64_t *G_out, int32_t *max_size, int64_t *yield,
+                        int skip_tokens) {
    HRM_CHECK(a, HRM_ERR_ARG, "dataset '%s': arrays is NULL", label);
    HRM_CHECK(a->token_dtype == HRM_DTYPE_U8 || a->token_dtype == HRM_DTYPE_I32, HRM_ERR_DTYPE,
              "dataset '%s': token_dtype %d must be u8 (%d) or i32 (%d)", label, a->token_dtype,
@@ -204,14 +218,16 @@ static int check_arrays(const hrm_dataset_meta *m, const hrm_dataset_arrays *a, 
    }
    /* tokens */
    int64_t count = N * S;
-   if (count > 0) {
+   if (count > 0 && !(skip_tokens & 1)) {
       int64_t bad = find_bad_token(a->inputs, a->token_dtype, count, m->vocab_size, 0, 0, 0);
       HRM_CHECK(bad < 0, HRM_ERR_RANGE,
                 "dataset '%s': inputs[%lld, %lld] = %.0f is outside the vocabulary [0, %d)", label,
                 (long long)(bad / S), (long long)(bad % S),
                 token_at(a->inputs, a->token_dtype, bad < 0 ? 0 : bad), m->vocab_size);
-      bad = find_bad_token(a->labels, a->token_dtype, count, m->vocab_size, m->has_ignore_label,
-                           m->ignore_label_id, 1);
+   }
+   if (count > 0 && !(skip_tokens & 2)) {
+      int64_t bad = find_bad_token(a->labels, a->token_dtype, count, m->vocab_size,
+                                   m->has_ignore_label, m->ignore_label_id, 1);
       HRM_CHECK(bad < 0, HRM_ERR_RANGE,
                 "dataset '%s': labels[%lld, %lld] = %.0f is outside the vocabulary [0, %d) and is "
                 "not the ignore label", label, (long long)(bad / S), (long long)(bad % S),
@@ -238,6 +254,7 @@ static hrm_dataset *dataset_alloc(const hrm_dataset_meta *meta) {
 
 static void dataset_destroy(hrm_dataset *ds) {
    for (int k = 0; k < A_COUNT; k++) free(ds->a[k].owned);
+   free(ds->label);
    for (int32_t i = 0; i < ds->nfiles; i++) hrm_file_release(&ds->files[i]);
    free(ds->files);
    for (int32_t i = 0; i < ds->n_ids; i++) free(ds->ids[i]);
@@ -288,19 +305,58 @@ int hrm_dataset_new(hrm_dataset **out, const hrm_dataset_meta *meta) {
    return HRM_OK;
 }
 
+/* Verify the payloads still pending (deferred .hrmd checks): the checksum, then the tokens. A
+ * failure leaves the payload pending, so every later touch fails too. The verification state is
+ * a cache of facts about the read-only mapping, so const datasets may update it. */
+static int verify_pending(const hrm_dataset *cds) {
+   hrm_dataset *ds = (hrm_dataset *)cds;
+   int64_t count = ds->n * ds->meta.seq_len;
+   for (int k = 0; k < 2; k++) {
+      ds_array *arr = &ds->a[k];
+      if (!arr->pending) continue;
+      size_t bytes = (size_t)count * elem_size(ds, k);
+      uint64_t got = XXH3_64bits(bytes ? arr->data : NULL, bytes);
+      HRM_CHECK(got == arr->sum, HRM_ERR_FORMAT, "'%s': the data of array \"%s\" fails its "
+                "checksum (stored %016llx, computed %016llx)\n---> HINT: the file is damaged; "
+                "rebuild it", ds->label, array_names[k], (unsigned long long)arr->sum,
+                (unsigned long long)got);
+      int64_t bad = k == A_INPUTS
+         ? find_bad_token(arr->data, ds->token_dtype, count, ds->meta.vocab_size, 0, 0, 0)
+         : find_bad_token(arr->data, ds->token_dtype, count, ds->meta.vocab_size,
+                          ds->meta.has_ignore_label, ds->meta.ignore_label_id, 1);
+      HRM_CHECK(bad < 0, HRM_ERR_RANGE, "dataset '%s': %s[%lld, %lld] = %.0f is outside the "
+                "vocabulary [0, %d)%s", ds->label, array_names[k],
+                (long long)(bad / ds->meta.seq_len), (long long)(bad % ds->meta.seq_len),
+                token_at(arr->data, ds->token_dtype, bad < 0 ? 0 : bad), ds->meta.vocab_size,
+                k == A_LABELS ? " and is not the ignore label" : "");
+      arr->pending = 0;
+   }
+   return HRM_OK;
+}
+
 /* Internal (npy.c, hrmd.c): a dataset over arrays already in storage dtype (tokens u8 when
  * V <= 256 else i32; the rest i32, 4-byte aligned), used in place. It takes the blocks owned[k]
  * (the malloc'ed memory behind array k, or NULL) and the nfiles mappings in files, whether or not
  * it succeeds; files[] itself stays the caller's. Validates exactly like add. */
 int hrm_dataset_wrap(hrm_dataset **out, const hrm_dataset_meta *meta, const hrm_dataset_arrays *a,
                      void *owned[5], hrm_file_data *files, int32_t nfiles, const char *label) {
+   return hrm_dataset_wrap_deferred(out, meta, a, owned, files, nfiles, label, NULL, NULL);
+}
+
+/* Internal (hrmd.c): wrap, with the inputs (k = 0) and labels (k = 1) whose deferred[k] is set
+ * verified when first touched: their XXH3-64 must be sums[k], then their tokens are checked. */
+int hrm_dataset_wrap_deferred(hrm_dataset **out, const hrm_dataset_meta *meta,
+                              const hrm_dataset_arrays *a, void *owned[5], hrm_file_data *files,
+                              int32_t nfiles, const char *label, const int deferred[2],
+                              const uint64_t sums[2]) {
    int rc = HRM_OK;
    hrm_dataset *ds = NULL;
    *out = NULL;
    int64_t P = 0, G = 0, yield = 0;
    int32_t biggest = 0;
    if ((rc = check_meta(meta, label)) != HRM_OK) goto fail;
-   if ((rc = check_arrays(meta, a, label, &P, &G, &biggest, &yield)) != HRM_OK) goto fail;
+   int skip = (deferred && deferred[0] ? 1 : 0) | (deferred && deferred[1] ? 2 : 0);
+   if ((rc = check_arrays(meta, a, label, &P, &G, &biggest, &yield, skip)) != HRM_OK) goto fail;
    if (a->token_dtype != (meta->vocab_size <= 256 ? HRM_DTYPE_U8 : HRM_DTYPE_I32) ||
        !a->puzzle_indices || !a->group_indices || !a->puzzle_identifiers) {
       rc = HRM_FAIL(HRM_ERR_ARG, "dataset '%s': wrap needs every array in storage dtype", label);
@@ -328,6 +384,15 @@ int hrm_dataset_wrap(hrm_dataset **out, const hrm_dataset_meta *meta, const hrm_
       ds->a[k].owned = owned[k];
       ds->a[k].cap = owned[k] ? elem_count(ds, k) : 0;
       owned[k] = NULL;
+   }
+   if (skip) {
+      ds->a[A_INPUTS].pending = skip & 1;
+      ds->a[A_LABELS].pending = (skip & 2) != 0;
+      for (int k = 0; k < 2; k++) ds->a[k].sum = ds->a[k].pending ? sums[k] : 0;
+      if (!(ds->label = strdup(label))) {
+         rc = HRM_FAIL(HRM_ERR_MEMORY, "dataset '%s': out of memory", label);
+         goto fail;
+      }
    }
    *out = ds;
    return HRM_OK;
@@ -364,9 +429,10 @@ static void copy_tokens(void *dst, int32_t to, const void *src, int32_t from, in
 
 int hrm_dataset_add(hrm_dataset *ds, const hrm_dataset_arrays *a) {
    HRM_CHECK(ds, HRM_ERR_ARG, "dataset_add: dataset is NULL");
+   HRM_TRY(verify_pending(ds)); /* the stored payloads are copied below */
    int64_t P, G, yield;
    int32_t biggest;
-   HRM_TRY(check_arrays(&ds->meta, a, "add", &P, &G, &biggest, &yield));
+   HRM_TRY(check_arrays(&ds->meta, a, "add", &P, &G, &biggest, &yield, 0));
    int64_t N = a->n, S = ds->meta.seq_len;
    if (ds->token_dtype == HRM_DTYPE_U8 && a->token_dtype == HRM_DTYPE_I32 && N > 0) {
       /* i32 labels may hold -100 or an ignore id > 255, which u8 storage cannot */
@@ -462,6 +528,7 @@ int hrm_dataset_get_meta(hrm_dataset_meta *out, const hrm_dataset *ds) {
 int hrm_dataset_get_arrays(hrm_dataset_arrays *out, const hrm_dataset *ds) {
    HRM_CHECK(out && ds, HRM_ERR_ARG, "dataset_get_arrays: out or dataset is NULL");
    memset(out, 0, sizeof *out);
+   HRM_TRY(verify_pending(ds));
    out->inputs = ds->a[A_INPUTS].data;
    out->labels = ds->a[A_LABELS].data;
    out->puzzle_identifiers = ds->a[A_PIDS].data;
@@ -497,6 +564,13 @@ int hrm_dataset_set_identifier(hrm_dataset *ds, int32_t id, const char *name) {
    free(ds->ids[id]);
    ds->ids[id] = copy;
    return HRM_OK;
+}
+
+int32_t hrm_dataset_file_version(const hrm_dataset *ds) { return ds ? ds->file_version : 0; }
+
+/* Internal (hrmd.c): the .hrmd version the dataset was read from. */
+void hrm_dataset_set_file_version(hrm_dataset *ds, int32_t version) {
+   if (ds) ds->file_version = version;
 }
 
 const char *hrm_dataset_identifier(const hrm_dataset *ds, int32_t id) {
@@ -753,6 +827,7 @@ int hrm_sampler_next(int32_t *count, hrm_tensor *inputs, hrm_tensor *labels,
    HRM_CHECK(s->ds_version == s->ds->version, HRM_ERR_STATE, "sampler_next: the dataset grew "
              "after this sampler was made\n---> HINT: make a new sampler after add");
    int64_t B = s->cfg.batch_size, S = s->ds->meta.seq_len;
+   HRM_TRY(verify_pending(s->ds));
    HRM_TRY(check_out(inputs, "inputs", 2, B, S));
    if (labels) HRM_TRY(check_out(labels, "labels", 2, B, S));
    if (puzzle_identifiers) HRM_TRY(check_out(puzzle_identifiers, "puzzle_identifiers", 1, B, S));

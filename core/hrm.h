@@ -99,11 +99,15 @@ double hrm_fma_peak_gflops(void);
 /* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */
 double hrm_wall_time(void);
 /* Ctrl-C handling for long loops. With deferral on, the host's SIGINT handler only records the
- * request (a second Ctrl-C interrupts at once); a training loop polls it between steps. */
+ * request (a second Ctrl-C interrupts at once); a training loop polls it between steps. SIGPIPE
+ * is ignored while deferral is on (a closed output pipe fails writes instead of killing). */
 void hrm_interrupt_defer(int32_t on);
 int32_t hrm_interrupt_deferred(void);
 void hrm_interrupt_request(void);       /* called from the signal handler */
 int32_t hrm_interrupt_take(void);       /* 1 if a request is pending (and clears it) */
+/* Ignore SIGPIPE (on = 1) or restore its default (0) for the whole process: writes into a pipe
+ * whose reader is gone then fail (EPIPE) instead of killing it. Returns whether it was ignored. */
+int32_t hrm_sigpipe_ignore(int32_t on);
 
 /* ---- tensors -------------------------------------------------------------------------------
  * Contiguous, row-major, up to 4 dims. A tensor either owns a reference to a storage block or
@@ -533,6 +537,9 @@ int hrm_dataset_get_arrays(hrm_dataset_arrays *out, const hrm_dataset *ds);
 /* Name puzzle id `id` (identifiers.json); name NULL removes it. */
 int hrm_dataset_set_identifier(hrm_dataset *ds, int32_t id, const char *name);
 const char *hrm_dataset_identifier(const hrm_dataset *ds, int32_t id); /* NULL when unnamed */
+/* The .hrmd version ds was read from: 2 (checksums verified), 1 (no checksums: unchecked), or 0
+ * (not read from an .hrmd file). */
+int32_t hrm_dataset_file_version(const hrm_dataset *ds);
 
 /* [OUT] out: a sampler over ds (which it keeps alive: ds may be freed first). */
 int hrm_sampler_new(hrm_sampler **out, hrm_dataset *ds, const hrm_sampler_config *cfg);
@@ -551,10 +558,12 @@ int hrm_sampler_set_state(hrm_sampler *s, const hrm_sampler_state *state);
 int hrm_npy_load(hrm_tensor **out, const char *path);
 
 /* ---- checkpoints (.hrm) ------------------------------------------------------------------
- * One msgpack map: {"format": "hrm", "version": 1, "meta": JSON object text, "tensors": {name:
- * {"dtype": "f32", "shape": [..], "data": bin (a list of bins past 4 GiB)}}}. Written atomically
- * (temporary file, fsync, rename) with tensor bytes streamed from their memory; read through a
- * mapping and validated whole on open. Tensor names come back sorted.
+ * One msgpack map: {"format": "hrm", "version": 2, "meta": JSON object text, "tensors": {name:
+ * {"dtype": "f32", "shape": [..], "data": bin (a list of bins past 4 GiB), "xxh3": u64}},
+ * "header_xxh3": u64}. Written atomically (temporary file, fsync, rename) with tensor bytes
+ * streamed from their memory; read through a mapping and validated whole on open, checksums
+ * included (a damaged file is refused, naming the damaged part). Version 1 files, which have
+ * no checksums, still open, unchecked. Tensor names come back sorted.
  *
  *    hrm_checkpoint *f;
  *    hrm_checkpoint_write("run.hrm", "{\"step\": 10}", n, names, tensors);
@@ -572,6 +581,8 @@ int hrm_checkpoint_write(const char *path, const char *meta, int32_t n, const ch
 int hrm_checkpoint_open(hrm_checkpoint **out, const char *path);
 void hrm_checkpoint_free(hrm_checkpoint *f);
 const char *hrm_checkpoint_meta(const hrm_checkpoint *f);           /* JSON text, owned by f */
+/* The file's format version: 2 (checksums verified on open) or 1 (no checksums: unchecked). */
+int32_t hrm_checkpoint_version(const hrm_checkpoint *f);
 int32_t hrm_checkpoint_count(const hrm_checkpoint *f);
 const char *hrm_checkpoint_name(const hrm_checkpoint *f, int32_t i); /* NULL if out of range */
 /* [OUT] dtype, ndim, shape (4 entries, unused ones 1) of tensor `name`; any may be NULL. */

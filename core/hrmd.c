@@ -1,8 +1,13 @@
 /* hrmd.c — .hrmd dataset files: one msgpack map, written atomically, read with full validation.
  *
- * Layout: {"format": "hrmd", "version": 1, "meta": {dataset.json's fields, "identifiers"?},
- * "arrays": {name: {"dtype": "u8"|"i32", "shape": [...], "pad": bin, "data": bin}}} for the
- * five arrays of HRM_SPEC §5.1, little-endian. "pad" places every payload at a 64-byte file
+ * Layout: {"format": "hrmd", "version": 2, "meta": {dataset.json's fields, "identifiers"?},
+ * "arrays": {name: {"dtype": "u8"|"i32", "shape": [...], "pad": bin, "data": bin, "xxh3": u64}},
+ * "header_xxh3": u64 (always 0xcf + 8 bytes, the file's last 9)} for the five arrays of
+ * HRM_SPEC §5.1, little-endian. Checksums (XXH3-64): one per payload, one over every other byte
+ * before the last 9 (the header). The header and the small index arrays are verified at open;
+ * the token payloads, used in place from the mapping, when first touched (dataset.c), so opening
+ * a large file does not read it. Version 1 files (no checksums) still load, unchecked.
+ * "pad" places every payload at a 64-byte file
  * offset so a read maps the file and uses the arrays in place. A payload past 4 GiB - 1 (the
  * msgpack bin limit) is stored as a list of bins and copied on read. The whole byte stream is
  * checked structurally (sizes against the bytes left, nesting depth, no trailing bytes) before
@@ -11,15 +16,20 @@
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "error.h"
 #include "fileio.h"
 
 /* defined in core/dataset.c */
-int hrm_dataset_wrap(hrm_dataset **out, const hrm_dataset_meta *meta, const hrm_dataset_arrays *a,
-                     void *owned[5], hrm_file_data *files, int32_t nfiles, const char *label);
+int hrm_dataset_wrap_deferred(hrm_dataset **out, const hrm_dataset_meta *meta,
+                              const hrm_dataset_arrays *a, void *owned[5], hrm_file_data *files,
+                              int32_t nfiles, const char *label, const int deferred[2],
+                              const uint64_t sums[2]);
+void hrm_dataset_set_file_version(hrm_dataset *ds, int32_t version);
 
-#define HRMD_VERSION 1
+#define HRMD_VERSION 2            /* written; checksummed */
+#define HRMD_VERSION_UNCHECKED 1  /* still read: no checksums */
 #define HRMD_ALIGN 64
 #define HRMD_MAX_DEPTH 8
 
@@ -45,10 +55,13 @@ void hrm_hrmd_set_bin_limit(size_t limit) {
 typedef struct pack_ctx {
    hrm_file_writer *w;
    int rc;
+   XXH3_state_t *header;   /* every byte but the payloads' */
+   int payload;            /* set while a payload's bytes are written */
 } pack_ctx;
 
 static int pack_write(void *data, const char *buf, size_t len) {
    pack_ctx *c = data;
+   if (!c->payload) XXH3_64bits_update(c->header, buf, len);
    if (c->rc == HRM_OK) c->rc = hrm_file_writer_write(c->w, buf, len);
    return c->rc == HRM_OK ? 0 : -1;
 }
@@ -61,10 +74,10 @@ static void pack_cstr(msgpack_packer *pk, const char *s) {
 
 static size_t bin_header(size_t n) { return n < 256 ? 2 : n < 65536 ? 3 : 5; }
 
-/* {"dtype", "shape", "pad", "data"} with the payload at a multiple of HRMD_ALIGN. */
+/* {"dtype", "shape", "pad", "data", "xxh3"} with the payload at a multiple of HRMD_ALIGN. */
 static void pack_array(msgpack_packer *pk, pack_ctx *ctx, const char *dtype, int32_t ndim,
                        const int64_t *shape, const void *data, size_t bytes) {
-   msgpack_pack_map(pk, 4);
+   msgpack_pack_map(pk, 5);
    pack_cstr(pk, "dtype");
    pack_cstr(pk, dtype);
    pack_cstr(pk, "shape");
@@ -83,15 +96,21 @@ static void pack_array(msgpack_packer *pk, pack_ctx *ctx, const char *dtype, int
    pack_cstr(pk, "data");
    if (!nchunks) {
       msgpack_pack_bin(pk, bytes);
+      ctx->payload = 1;
       msgpack_pack_bin_body(pk, data, bytes);
-      return;
+      ctx->payload = 0;
+   } else {
+      msgpack_pack_array(pk, nchunks);
+      for (size_t i = 0; i < nchunks; i++) {
+         size_t n = bytes - i * chunk < chunk ? bytes - i * chunk : chunk;
+         msgpack_pack_bin(pk, n);
+         ctx->payload = 1;
+         msgpack_pack_bin_body(pk, (const char *)data + i * chunk, n);
+         ctx->payload = 0;
+      }
    }
-   msgpack_pack_array(pk, nchunks);
-   for (size_t i = 0; i < nchunks; i++) {
-      size_t n = bytes - i * chunk < chunk ? bytes - i * chunk : chunk;
-      msgpack_pack_bin(pk, n);
-      msgpack_pack_bin_body(pk, (const char *)data + i * chunk, n);
-   }
+   pack_cstr(pk, "xxh3");
+   msgpack_pack_uint64(pk, XXH3_64bits(bytes ? data : NULL, bytes));
 }
 
 int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
@@ -106,13 +125,20 @@ int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
    for (int32_t id = 0; id < m.num_puzzle_identifiers; id++)
       if (hrm_dataset_identifier(ds, id)) n_ids = id + 1;
 
+   XXH3_state_t *header = XXH3_createState();
+   HRM_CHECK(header, HRM_ERR_MEMORY, "dataset_save '%s': out of memory", path);
+   XXH3_64bits_reset(header);
    hrm_file_writer *w;
-   HRM_TRY(hrm_file_writer_open(&w, path));
-   pack_ctx ctx = {w, HRM_OK};
+   int orc = hrm_file_writer_open(&w, path);
+   if (orc != HRM_OK) {
+      XXH3_freeState(header);
+      return orc;
+   }
+   pack_ctx ctx = {w, HRM_OK, header, 0};
    msgpack_packer pk;
    msgpack_packer_init(&pk, &ctx, pack_write);
 
-   msgpack_pack_map(&pk, 4);
+   msgpack_pack_map(&pk, 5);
    pack_cstr(&pk, "format");
    pack_cstr(&pk, "hrmd");
    pack_cstr(&pk, "version");
@@ -161,6 +187,13 @@ int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
       pack_array(&pk, &ctx, tokens ? hrm_dtype_name(a.token_dtype) : "i32", tokens ? 2 : 1,
                  shapes[k], data[k], bytes);
    }
+   pack_cstr(&pk, "header_xxh3");
+   uint64_t sum = XXH3_64bits_digest(header);
+   XXH3_freeState(header);
+   unsigned char tail[9] = {0xcf}; /* always uint 64: the reader finds it in the last 9 bytes */
+   for (int i = 0; i < 8; i++) tail[1 + i] = (unsigned char)(sum >> (56 - 8 * i));
+   ctx.payload = 1;
+   pack_write(&ctx, (const char *)tail, sizeof tail);
    if (ctx.rc != HRM_OK) {
       hrm_file_writer_abort(w);
       return ctx.rc;
@@ -394,15 +427,19 @@ typedef struct hrmd_array {
    int64_t shape[2];
    uint64_t bytes;
    const msgpack_object *data; /* a bin, or a list of bins */
+   const msgpack_object *sum;  /* "xxh3" (version 2), or NULL */
 } hrmd_array;
 
 static int read_array(hrmd_array *a, const msgpack_object *o, const char *name, int32_t ndim,
                       int tokens, const char *label) {
-   static const char *const keys[] = {"dtype", "shape", "data", "pad"};
-   const msgpack_object *v[4];
+   static const char *const keys[] = {"dtype", "shape", "data", "pad", "xxh3"};
+   const msgpack_object *v[5];
    char where[64];
    snprintf(where, sizeof where, "array \"%s\"", name);
-   HRM_TRY(take_keys(v, o, keys, 4, 0, where, label));
+   HRM_TRY(take_keys(v, o, keys, 5, 0, where, label));
+   HRM_CHECK(!v[4] || v[4]->type == MSGPACK_OBJECT_POSITIVE_INTEGER, HRM_ERR_FORMAT,
+             "'%s': %s: xxh3 is %s, expected an unsigned integer", label, where, kind_name(v[4]));
+   a->sum = v[4];
    HRM_CHECK(v[0] && v[0]->type == MSGPACK_OBJECT_STR, HRM_ERR_FORMAT,
              "'%s': %s: dtype is %s, expected a string", label, where, kind_name(v[0]));
    if (key_is(v[0], "u8") && tokens) a->dtype = HRM_DTYPE_U8;
@@ -497,6 +534,77 @@ static int array_bytes(const void **ptr, void **owned, const hrmd_array *a, int3
    return HRM_OK;
 }
 
+/* ---- checksums ------------------------------------------------------------------------------ */
+
+typedef struct hrmd_span { const uint8_t *p; size_t n; } hrmd_span;
+
+static int cmp_span(const void *a, const void *b) {
+   const uint8_t *x = ((const hrmd_span *)a)->p, *y = ((const hrmd_span *)b)->p;
+   return (x > y) - (x < y);
+}
+
+/* The payload bins of array a (1 or a list), appended to spans. */
+static size_t payload_spans(hrmd_span *spans, size_t k, const hrmd_array *a) {
+   const msgpack_object *d = a->data;
+   if (d->type == MSGPACK_OBJECT_BIN) {
+      spans[k++] = (hrmd_span){(const uint8_t *)d->via.bin.ptr, d->via.bin.size};
+   } else {
+      for (uint32_t i = 0; i < d->via.array.size; i++)
+         spans[k++] = (hrmd_span){(const uint8_t *)d->via.array.ptr[i].via.bin.ptr,
+                                  d->via.array.ptr[i].via.bin.size};
+   }
+   return k;
+}
+
+/* Version 2: the header (every byte before the last 9, less the payloads) and each payload
+ * whose bit is set in `now` match their checksums, the header first; the payload's name is in
+ * the error. */
+static int verify_hrmd(const hrm_file_data *file, const hrmd_array arr[5], uint64_t header_sum,
+                       int now, const char *label) {
+   size_t total = 0;
+   for (int k = 0; k < 5; k++)
+      total += arr[k].data->type == MSGPACK_OBJECT_BIN ? 1 : arr[k].data->via.array.size;
+   hrmd_span *spans = malloc((total ? total : 1) * sizeof *spans);
+   XXH3_state_t *st = XXH3_createState();
+   if (!spans || !st) {
+      free(spans);
+      XXH3_freeState(st);
+      return HRM_FAIL(HRM_ERR_MEMORY, "'%s': out of memory verifying checksums", label);
+   }
+   size_t n = 0;
+   for (int k = 0; k < 5; k++) n = payload_spans(spans, n, &arr[k]);
+   qsort(spans, n, sizeof *spans, cmp_span);
+   XXH3_64bits_reset(st);
+   const uint8_t *at = file->data, *end = file->data + file->size - 9;
+   for (size_t i = 0; i < n; i++) { /* disjoint, inside the file, before its last 9 bytes */
+      if (spans[i].p > at) XXH3_64bits_update(st, at, (size_t)(spans[i].p - at));
+      at = spans[i].p + spans[i].n;
+   }
+   if (end > at) XXH3_64bits_update(st, at, (size_t)(end - at));
+   uint64_t got = XXH3_64bits_digest(st);
+   int rc = HRM_OK;
+   if (got != header_sum)
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': the header (format, version, meta, array dtypes and "
+                    "shapes) fails its checksum (stored %016llx, computed %016llx)\n---> HINT: "
+                    "the file is damaged; rebuild it", label, (unsigned long long)header_sum,
+                    (unsigned long long)got);
+   for (int k = 0; k < 5 && rc == HRM_OK; k++) {
+      if (!(now & (1 << k))) continue;
+      size_t m = payload_spans(spans, 0, &arr[k]);
+      XXH3_64bits_reset(st);
+      for (size_t i = 0; i < m; i++) XXH3_64bits_update(st, spans[i].p, spans[i].n);
+      got = XXH3_64bits_digest(st);
+      if (got != arr[k].sum->via.u64)
+         rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': the data of array \"%s\" fails its checksum "
+                       "(stored %016llx, computed %016llx)\n---> HINT: the file is damaged; "
+                       "rebuild it", label, names[k], (unsigned long long)arr[k].sum->via.u64,
+                       (unsigned long long)got);
+   }
+   free(spans);
+   XXH3_freeState(st);
+   return rc;
+}
+
 /* Parse a whole .hrmd image held by file (taken over, whatever happens). */
 static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label) {
    *out = NULL;
@@ -504,7 +612,7 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
    msgpack_unpacked res;
    msgpack_unpacked_init(&res);
    void *owned[5] = {NULL, NULL, NULL, NULL, NULL};
-   const msgpack_object *top[4], *arrays[5], *ids = NULL;
+   const msgpack_object *top[5], *arrays[5], *ids = NULL;
    hrmd_array arr[5];
    hrm_dataset_meta meta;
    if (HRMD_BIG_ENDIAN_HOST) {
@@ -518,8 +626,8 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
       rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': msgpack decoding failed", label);
       goto fail;
    }
-   static const char *const top_keys[] = {"format", "version", "meta", "arrays"};
-   if ((rc = take_keys(top, &res.data, top_keys, 4, 0, "the file", label))) {
+   static const char *const top_keys[] = {"format", "version", "meta", "arrays", "header_xxh3"};
+   if ((rc = take_keys(top, &res.data, top_keys, 5, 0, "the file", label))) {
       if (res.data.type != MSGPACK_OBJECT_MAP)
          rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s' is not an .hrmd file (not a msgpack map)", label);
       goto fail;
@@ -531,9 +639,24 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
    }
    int64_t version;
    if ((rc = get_int(&version, top[1], 1, INT64_MAX, "\"version\"", label))) goto fail;
-   if (version != HRMD_VERSION) {
+   if (version != HRMD_VERSION && version != HRMD_VERSION_UNCHECKED) {
       rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': .hrmd version %lld is not supported (this reader "
-                    "reads version %d)", label, (long long)version, HRMD_VERSION);
+                    "reads versions %d and %d)", label, (long long)version,
+                    HRMD_VERSION_UNCHECKED, HRMD_VERSION);
+      goto fail;
+   }
+   /* version 2: "header_xxh3" is the last key, a uint 64 in the file's last 9 bytes */
+   const msgpack_object *last = &res.data.via.map.ptr[res.data.via.map.size - 1].key;
+   if (version == HRMD_VERSION &&
+       (!top[4] || top[4]->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !key_is(last, "header_xxh3") ||
+        file->size < 9 || file->data[file->size - 9] != 0xcf)) {
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': a version %d .hrmd without a well-placed "
+                    "\"header_xxh3\"\n---> HINT: the header is damaged", label, HRMD_VERSION);
+      goto fail;
+   }
+   if (version == HRMD_VERSION_UNCHECKED && top[4]) {
+      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s' says .hrmd version %d (no checksums) but carries "
+                    "checksums\n---> HINT: its version is damaged", label, HRMD_VERSION_UNCHECKED);
       goto fail;
    }
    if (!top[2] || !top[3]) {
@@ -548,7 +671,28 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
          goto fail;
       }
       if ((rc = read_array(&arr[k], arrays[k], names[k], k < 2 ? 2 : 1, k < 2, label))) goto fail;
+      if ((version == HRMD_VERSION) != (arr[k].sum != NULL)) {
+         rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': array \"%s\" %s a checksum in a version %lld "
+                       ".hrmd\n---> HINT: the header is damaged", label, names[k],
+                       arr[k].sum ? "has" : "lacks", (long long)version);
+         goto fail;
+      }
    }
+   /* token payloads used in place are verified when first touched; the rest now */
+   int32_t token = meta.vocab_size <= 256 ? HRM_DTYPE_U8 : HRM_DTYPE_I32;
+   int deferred[2] = {0, 0}, now = 0x1f;
+   uint64_t sums[2] = {0, 0};
+   for (int k = 0; k < 2 && version == HRMD_VERSION; k++) {
+      const msgpack_object *d = arr[k].data;
+      deferred[k] = d->type == MSGPACK_OBJECT_BIN && arr[k].dtype == token &&
+                    (token == HRM_DTYPE_U8 || ((uintptr_t)d->via.bin.ptr & 3) == 0);
+      if (deferred[k]) {
+         now &= ~(1 << k);
+         sums[k] = arr[k].sum->via.u64;
+      }
+   }
+   if (version == HRMD_VERSION && (rc = verify_hrmd(file, arr, top[4]->via.u64, now, label)))
+      goto fail;
    if (arr[0].shape[1] != meta.seq_len || arr[1].shape[0] != arr[0].shape[0] ||
        arr[1].shape[1] != arr[0].shape[1] || arr[1].dtype != arr[0].dtype) {
       rc = HRM_FAIL(HRM_ERR_SHAPE, "'%s': inputs (%lld, %lld) and labels (%lld, %lld) must agree "
@@ -565,7 +709,6 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
       goto fail;
    }
    const void *ptr[5];
-   int32_t token = meta.vocab_size <= 256 ? HRM_DTYPE_U8 : HRM_DTYPE_I32;
    for (int k = 0; k < 5; k++)
       if ((rc = array_bytes(&ptr[k], &owned[k], &arr[k], k < 2 ? token : HRM_DTYPE_I32,
                             names[k], label)))
@@ -577,7 +720,8 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
    /* The object tree points into the mapping: keep it alive until the identifiers are copied. */
    hrm_file_data keep = *file;
    memset(file, 0, sizeof *file);
-   rc = hrm_dataset_wrap(out, &meta, &a, owned, &keep, 1, label);
+   rc = hrm_dataset_wrap_deferred(out, &meta, &a, owned, &keep, 1, label, deferred, sums);
+   if (rc == HRM_OK) hrm_dataset_set_file_version(*out, (int32_t)version);
    if (rc == HRM_OK && ids) {
       for (uint32_t i = 0; i < ids->via.array.size && rc == HRM_OK; i++) {
          const msgpack_object *e = &ids->via.array.ptr[i];

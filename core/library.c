@@ -91,10 +91,34 @@ double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t
 }
 
 static volatile sig_atomic_t interrupt_deferred, interrupt_pending;
+static struct sigaction pipe_saved;   /* SIGPIPE's disposition before deferral */
+static int pipe_ignored;
 
+/* While deferred, SIGPIPE is ignored as well: the Ctrl-C that asks a run to stop also kills a
+ * `| tee log` reader, and the run's next progress line must fail (EPIPE), not kill the process
+ * before its save. The previous disposition comes back when deferral ends. */
 void hrm_interrupt_defer(int32_t on) {
    interrupt_deferred = on != 0;
    if (!on) interrupt_pending = 0;
+   if (on && !pipe_ignored) {
+      struct sigaction ign;
+      memset(&ign, 0, sizeof ign);
+      ign.sa_handler = SIG_IGN;
+      sigemptyset(&ign.sa_mask);
+      pipe_ignored = sigaction(SIGPIPE, &ign, &pipe_saved) == 0;
+   } else if (!on && pipe_ignored) {
+      sigaction(SIGPIPE, &pipe_saved, NULL);
+      pipe_ignored = 0;
+   }
+}
+
+int32_t hrm_sigpipe_ignore(int32_t on) {
+   struct sigaction sa, old;
+   memset(&sa, 0, sizeof sa);
+   sa.sa_handler = on ? SIG_IGN : SIG_DFL;
+   sigemptyset(&sa.sa_mask);
+   if (sigaction(SIGPIPE, &sa, &old) != 0) return -1;
+   return old.sa_handler == SIG_IGN;
 }
 
 int32_t hrm_interrupt_deferred(void) { return interrupt_deferred && !interrupt_pending; }

@@ -367,6 +367,7 @@ const char *hrm_safetensors_name(const hrm_safetensors *f, int32_t i) {
 }
 
 static int st_read(hrm_tensor **out, const hrm_safetensors *f, const st_entry *e) {
+   *out = NULL; /* set on every path: callers free *out whether or not this succeeds */
    hrm_tensor *t;
    HRM_TRY(hrm_tensor_new(&t, e->dtype, e->ndim, e->shape));
    uint64_t bytes = e->end - e->begin;
@@ -702,7 +703,7 @@ int hrm_params_load_safetensors(hrm_params *m, const char *path) {
       const uint8_t *src = f->data + e->begin;
       size_t es = st_dtype_size(e->dtype), vs = hrm_dtype_size(v->dtype);
       if (v->device != HRM_DEVICE_CPU) {
-         hrm_tensor *host;
+         hrm_tensor *host = NULL;
          rc = st_read(&host, f, e);
          if (rc == HRM_OK) rc = hrm_tensor_copy(v, host);
          hrm_tensor_free(host);

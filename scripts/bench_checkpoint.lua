@@ -6,6 +6,10 @@
 --        hrm scripts/bench_checkpoint.lua puzzle-save DIR [N]   hrm_v1 with an N x 512 f32 puzzle
 --                                                                table (default N = 1000000)
 --        hrm scripts/bench_checkpoint.lua puzzle-load DIR       load it back in a fresh process
+--        hrm scripts/bench_checkpoint.lua hrmd DIR [N]          an .hrmd of N x 81 Sudoku rows
+--                                                                (default 4000000, ~650 MB): time
+--                                                                to open it, then the first batch
+--                                                                (its token payloads verified)
 -- Prints wall times and the process's peak resident memory (VmHWM), so that the puzzle table
 -- can be seen to be held once (table bytes + model), not twice. Writes DIR/*.hrm (GBs).
 local hrm = require "hrm"
@@ -52,6 +56,9 @@ if mode == "model" then
    end))
    print(string.format("sizes: model.hrm %.1f MB, state.hrm %.1f MB", file_mb(dir .. "/model.hrm"),
                        file_mb(dir .. "/state.hrm")))
+   for _ = 1, 3 do
+      assert(timed("open + verify model.hrm (info)", function() return checkpoint.info(dir .. "/model.hrm") end))
+   end
    assert(timed("checkpoint.load_weights (27M)", function() return checkpoint.load_weights(m, dir .. "/model.hrm") end))
    assert(timed("hrm.Model.load", function() return hrm.Model.load(dir .. "/model.hrm") end))
    assert(timed("checkpoint.load (model+optim+carry)", function() return checkpoint.load(dir .. "/state.hrm") end))
@@ -71,6 +78,24 @@ elseif mode == "puzzle-load" then
    local m = assert(timed("hrm.Model.load", function() return hrm.Model.load(dir .. "/puzzle.hrm") end))
    local t = m:tensor("model.inner.puzzle_emb.weights")
    print(string.format("table: %.0f MB, sum %.17g", t:numel() * 4 / 2 ^ 20, t:sum()))
+elseif mode == "hrmd" then
+   N = tonumber(arg[3] or "4000000")
+   local path = dir .. "/big.hrmd"
+   local S = 81
+   local inputs = hrm.Tensor.zeros({ N, S }, "i32")
+   local p = inputs:data()
+   for i = 0, N * S - 1 do p[i] = i % 10 end
+   local ds = assert(hrm.data.Dataset.new { vocab_size = 11, seq_len = S, inputs = inputs, labels = inputs, n = N })
+   assert(timed("save .hrmd", function() return ds:save(path) end))
+   ds, inputs = nil, nil
+   collectgarbage()
+   print(string.format("file: %.0f MB", file_mb(path)))
+   for _ = 1, 2 do
+      local d = assert(timed("Dataset.load (open)", function() return hrm.data.Dataset.load(path) end))
+      local it = d:batches { batch_size = 32, train = true, seed = 1 }
+      assert(timed("first batch (verifies tokens)", function() return it:next() end))
+      assert(timed("second batch", function() return it:next() end))
+   end
 else
    error("unknown mode " .. tostring(mode))
 end

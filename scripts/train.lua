@@ -249,6 +249,10 @@ end
 -- ---- main ------------------------------------------------------------------------------------------------
 
 local function main(argv)
+   -- Output may go into `| tee log`, whose reader dies with the Ctrl-C that asks the run to save
+   -- and stop: writes then fail quietly (EPIPE) instead of killing hrm before its save or its
+   -- exit status (130).
+   hrm.C.hrm_sigpipe_ignore(1)
    local a = cli.parse(PROG, argv, KINDS, { strict_ranges = true })
    if a.help then io.stdout:write(HELP) os.exit(0) end
    a.seed = a.seed or 0

@@ -39,6 +39,33 @@ local function write_bytes(path, s)
    f:close()
 end
 
+-- Rewrite the checkpoint at src into dst through the C writer (so its checksums are right), with
+-- meta = edit_meta(meta) and tensor `name` replaced by edit_tensor(name, t) where that returns one.
+local C = hrm.C
+local function resave(src, dst, edit_meta, edit_tensor)
+   local out = ffi.new("hrm_checkpoint *[1]")
+   assert(C.hrm_checkpoint_open(out, src) == 0, ffi.string(C.hrm_last_error()))
+   local f = out[0]
+   local n = C.hrm_checkpoint_count(f)
+   local names, tensors = ffi.new("const char *[?]", n), ffi.new("const hrm_tensor *[?]", n)
+   local keep = {}
+   for i = 0, n - 1 do
+      local name = ffi.string(C.hrm_checkpoint_name(f, i))
+      local t = ffi.new("hrm_tensor *[1]")
+      assert(C.hrm_checkpoint_get(t, f, name) == 0)
+      local wrapped = Tensor._wrap(t[0])
+      if edit_tensor then wrapped = edit_tensor(name, wrapped) or wrapped end
+      keep[#keep + 1], keep[#keep + 2] = name, wrapped
+      names[i], tensors[i] = keep[#keep - 1], wrapped:cdata()
+   end
+   local meta = ffi.string(C.hrm_checkpoint_meta(f))
+   if edit_meta then meta = edit_meta(meta) end
+   local rc = C.hrm_checkpoint_write(dst, meta, n, names, tensors)
+   C.hrm_checkpoint_free(f)
+   assert(rc == 0, ffi.string(C.hrm_last_error()))
+   return keep
+end
+
 -- A model, optimizer and carry after two training steps (so moments and carry are non-trivial).
 local function trained()
    local m = hrm.Model(tiny_cfg(), { seed = 7 })
@@ -213,17 +240,22 @@ describe("checkpoint.load", function()
       assert.truthy(load_err(""):find("is empty", 1, true))
       assert.truthy(load_err(good .. "x"):find("after the checkpoint's end", 1, true))
       assert.truthy(load_err((good:gsub("\163hrm", "\163hrx", 1))):find("format 'hrx'", 1, true))
-      assert.truthy(load_err((good:gsub("\"hrm_checkpoint\":1", "\"hrm_checkpoint\":7", 1)))
-                    :find("meta version 7", 1, true))
-      assert.truthy(load_err((good:gsub("\"hidden_size\":32", "\"hidden_size\":31", 1)))
-                    :find("cannot build the stored model", 1, true))
+      -- an edited meta is refused by the header's checksum; rewritten with valid checksums, by
+      -- the meta's own checks
       assert.truthy(load_err((good:gsub("\"hidden_size\":32", "\"hidden_size\":64", 1)))
-                    :find("has shape [6, 32] in", 1, true))
+                    :find("the header (format, version, meta, tensor names, dtypes and shapes) fails its checksum", 1, true))
       assert.truthy(load_err((good:gsub("\"hidden_size\":32", "[\"hidden_size\":3", 1)))
-                    :find("meta is not valid JSON", 1, true))
+                    :find("fails its checksum", 1, true))
+      local function resaved_err(edit)
+         resave(tmp("good.hrm"), tmp("edited.hrm"), function(meta) return (meta:gsub(edit[1], edit[2], 1)) end)
+         return load_err(read_bytes(tmp("edited.hrm")))
+      end
+      assert.truthy(resaved_err{ "\"hrm_checkpoint\":1", "\"hrm_checkpoint\":7" }:find("meta version 7", 1, true))
+      assert.truthy(resaved_err{ "\"hidden_size\":32", "\"hidden_size\":31" }:find("cannot build the stored model", 1, true))
+      assert.truthy(resaved_err{ "\"hidden_size\":32", "\"hidden_size\":64" }:find("has shape [6, 32] in", 1, true))
       m:save_safetensors(tmp("w.safetensors"))
       assert.truthy(load_err(read_bytes(tmp("w.safetensors"))):find("looks like safetensors", 1, true))
-      -- random bit flips: an error message or a successful load, never a crash
+      -- random bit flips: always refused with a message (the file is checksummed)
       math.randomseed(3)
       for _ = 1, 100 do
          local at = math.random(1, #good)
@@ -231,8 +263,55 @@ describe("checkpoint.load", function()
                          .. good:sub(at + 1)
          write_bytes(tmp("flip.hrm"), flipped)
          local s, e = checkpoint.load(tmp("flip.hrm"))
-         assert.is_true(s ~= nil or type(e) == "string")
+         assert.is_nil(s)
+         assert.is_string(e)
       end
+   end)
+
+   it("refuses a stored carry whose tokens, ids, halted flags or steps are out of range, naming field, file and row", function()
+      local m, o, c = trained()
+      assert(checkpoint.save(tmp("carry.hrm"), { model = m, optim = o, carry = c }))
+      local cases = {
+         { "inputs", -1, 2, "inputs of row 2 (position 1) is -1, expected a token in [0, 6)" },
+         { "inputs", V, 1, "inputs of row 1 (position 1) is 6, expected a token in [0, 6)" },
+         { "labels", 1e9, 3, "labels of row 3 (position 1) is 1000000000, expected a token in [0, 6) or -100 (ignored)" },
+         { "puzzle_ids", 4, 1, "puzzle_ids of row 1 is 4, expected a puzzle id in [0, 4) (num_puzzle_identifiers)" },
+         { "halted", 2, 2, "halted of row 2 is 2, expected 0 or 1" },
+         { "steps", -3, 3, "steps of row 3 is -3, expected a count >= 0" },
+      }
+      for _, case in ipairs(cases) do
+         local field, value, row, msg = case[1], case[2], case[3], case[4]
+         resave(tmp("carry.hrm"), tmp("bad_carry.hrm"), nil, function(name, t)
+            if name ~= "carry.1." .. field then return nil end
+            local p = t:data()
+            local per_row = t:dim() == 2 and t:size(2) or 1
+            p[(row - 1) * per_row] = value
+            return t
+         end)
+         local st, err = checkpoint.load(tmp("bad_carry.hrm"))
+         assert.is_nil(st)
+         assert.equal("'" .. tmp("bad_carry.hrm") .. "': carry 1: " .. msg .. "\n---> HINT: the file is damaged " ..
+                      "or was not written by hrm", err)
+      end
+      -- -100 labels (ignored) and in-range values load
+      resave(tmp("carry.hrm"), tmp("ok_carry.hrm"), nil, function(name, t)
+         if name == "carry.1.labels" then t:data()[0] = -100 return t end
+      end)
+      assert.is_table((checkpoint.load(tmp("ok_carry.hrm"))))
+      assert.is_true(checkpoint.validate_carry(c, m:config()))
+   end)
+
+   it("stores the caller's own tensors in the same file (state.tensors)", function()
+      local m = trained()
+      local ema = { ["ema.w"] = Tensor.new({ 1.5, -2, 3 }), ["ids"] = Tensor.new({ 4, 5 }):to("i32") }
+      assert(checkpoint.save(tmp("own.hrm"), { model = m, tensors = ema }))
+      local st = assert(checkpoint.load(tmp("own.hrm")))
+      assert.same({ 1.5, -2, 3 }, st.tensors["ema.w"]:totable())
+      assert.same({ 4, 5 }, st.tensors.ids:totable())
+      assert.equal("i32", st.tensors.ids:dtype())
+      assert.is_true(st.checked)
+      assert.has_error(function() checkpoint.save(tmp("own.hrm"), { model = m, tensors = { x = 1 } }) end,
+                       "checkpoint.save: state.tensors must map non-empty names to tensors (x)")
    end)
 
    it("refuses an .hrm file written without checkpoint meta", function()

@@ -111,8 +111,9 @@ local function make_stub()
          for _, n in ipairs(CARRY) do carries[i][n] = c:tensor(n):clone() end
       end
       store[path] = { model = snap, optim = o, carry = carries, data = st.data:state(), step = st.step,
-                      extra = deep_copy(st.extra) }
-      stub.saves[#stub.saves + 1] = { path = path, step = st.step, extra = store[path].extra }
+                      extra = deep_copy(st.extra), tensors = deep_copy(st.tensors) }
+      stub.saves[#stub.saves + 1] = { path = path, step = st.step, extra = store[path].extra,
+                                      tensors = store[path].tensors }
       local f = assert(io.open(path, "wb"))
       f:write("stub checkpoint at step ", st.step, "\n")
       f:close()
@@ -125,7 +126,7 @@ local function make_stub()
       for n, t in pairs(s.model.tensors) do m:tensor(n):copy(t) end
       m:set_rng_state(s.model.rng)
       return { model = m, optim = s.optim, carry = s.carry, data_state = s.data, step = s.step,
-               extra = deep_copy(s.extra) }
+               extra = deep_copy(s.extra), tensors = deep_copy(s.tensors) }
    end
    return stub
 end
@@ -252,7 +253,51 @@ describe("hrm.train", function()
          if step == 3 then model:tensor(name):fill(0 / 0) end
       end })
       assert.is_false(ok)
-      assert.truthy(tostring(err):find("non%-finite loss at step 4"))
+      assert.truthy(tostring(err):find("non%-finite loss %(micro%-batch 1 of 1%) at step 4"))
+   end)
+
+   it("refuses a batch whose carries cannot fit in memory before training, naming size and memory", function()
+      local avail = assert(hrm.train.memory_available())
+      local model = tiny_model()
+      local ok, err = pcall(run, { model = model, steps = 2, batch = 2000000000 })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("^hrm%.train: batch 2000000000 does not fit in memory: 1 carry of " ..
+                                       "2000000000 rows need [%d.]+ GiB, and [%d.]+ GiB is available"), tostring(err))
+      assert.truthy(avail > 0)
+   end)
+
+   it("stops cleanly when the first step cannot allocate its activations, naming size and memory", function()
+      local model = tiny_model()
+      local shim = setmetatable({ step = function()
+         error("model_step: cannot allocate 334739 MiB of activations for batch 16 ---> HINT: use a smaller batch", 0)
+      end }, { __index = function(_, key)  -- every other method runs on the real model
+         local v = model[key]
+         if type(v) ~= "function" then return v end
+         return function(_, ...) return v(model, ...) end
+      end })
+      local ok, err = pcall(run, { model = shim, optim = tiny_optim(model), steps = 2 })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("^hrm%.train: batch 16 does not fit in memory: model_step: cannot allocate " ..
+                                       "334739 MiB of activations for batch 16"), tostring(err))
+      assert.truthy(tostring(err):find("GiB is available", 1, true), tostring(err))
+   end)
+
+   it("stops cleanly when an evaluation turns non-finite, saving nothing of those weights", function()
+      local stub = make_stub()
+      with_checkpoint(stub, function()
+         local dir = tmpdir()
+         local model = tiny_model()
+         -- the step-1 loss is finite (weights as initialised); the update at lr 1e30 is not
+         local ok, err = pcall(run, { model = model, optim = tiny_optim(model, 1e30), steps = 5,
+                                      eval = dataset(16, 2), eval_every = 1, run = dir })
+         assert.is_false(ok)
+         assert.is_string(err)
+         assert.truthy(err:find("^hrm%.train: non%-finite evaluation of 'eval' at step 1: "), err)
+         assert.truthy(err:find("no checkpoint was written yet", 1, true), err)
+         assert.equal(0, #stub.saves)
+         local last = read_lines(dir .. "/metrics.jsonl")
+         assert.equal("error", json.decode(last[#last]).split)
+      end)
    end)
 
    it("keeps the last good checkpoint when the loss turns non-finite", function()
@@ -341,12 +386,45 @@ describe("hrm.train", function()
          assert.is_true(differs)
          local ema = stub.saves[#stub.saves].extra.ema
          assert.equal(0.9, ema.decay)
-         assert.equal("last.hrm.ema.safetensors", ema.file)
-         local saved = assert(hrm.safetensors.load(dir .. "/last.hrm.ema.safetensors"))
-         assert.is_true(saved[names[1]]:equal(s.ema.shadow[1]))
-         assert.is_true(exists(dir .. "/best.hrm.ema.safetensors"))
+         assert.is_nil(ema.file)
+         local saved = stub.saves[#stub.saves].tensors
+         assert.is_true(saved["ema." .. names[1]]:equal(s.ema.shadow[1]))
+         assert.is_false(exists(dir .. "/last.hrm.ema.safetensors"))
       end)
    end)
+
+   if real_checkpoint then
+      -- A kill between two writes used to leave a new EMA file beside an old checkpoint; the EMA
+      -- now lives in the checkpoint, so a resume gets the EMA of the step it resumes.
+      it("resumes the EMA weights saved with the checkpoint, whatever lies beside it", function()
+         local dir = tmpdir()
+         local common = { eval = dataset(16, 2), eval_every = 4, ema = 0.9, run = dir }
+         local function opts(extra)
+            local t = {}
+            for k, v in pairs(common) do t[k] = v end
+            for k, v in pairs(extra) do t[k] = v end
+            return t
+         end
+         local first = run(opts({ steps = 4 }))
+         local at4 = {}
+         for i, sh in ipairs(first.ema.shadow) do at4[i] = sh:clone() end
+         local f = assert(io.open(dir .. "/last.hrm", "rb"))
+         local step4 = f:read("*a")
+         f:close()
+         run(opts({ steps = 8, resume = dir }))   -- a later save (and, before, its EMA file)
+         f = assert(io.open(dir .. "/last.hrm", "wb"))  -- the checkpoint of step 4 is back
+         f:write(step4)
+         f:close()
+         local resumed = run(opts({ steps = 5, resume = dir }))
+         assert.equal(4, resumed.start_step)
+         -- one step of EMA after step 4's: shadow = 0.9 * at4 + 0.1 * params
+         local params = resumed.ema.params
+         for i, sh in ipairs(resumed.ema.shadow) do
+            local expect = at4[i] * 0.9 + params[i] * 0.1
+            assert.is_true(sh:allclose(expect, 1e-5, 1e-6), resumed.ema.names[i])
+         end
+      end)
+   end
 
    -- An uninterrupted run against one stopped by Ctrl-C at step 13 and resumed (from a model of
    -- another seed): every later loss and the final evaluation must be identical.

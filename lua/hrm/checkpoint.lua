@@ -5,7 +5,11 @@
 -- A resumed run continues bit for bit: the file holds every model tensor (parameters and buffers,
 -- the puzzle table included), the optimizer's moments and step count, each carry's state, the
 -- model's exploration RNG, the global RNG (hrm.rng), the sampler's state, the step and the
--- caller's `extra` table (JSON values). Tensors are read straight into the new objects' memory,
+-- caller's `extra` table (JSON values) and its own named tensors (`tensors`, e.g. EMA weights:
+-- one file, so they cannot be paired with another save's). Files are checksummed (format
+-- version 2) and verified on open; version 1 files load unchecked, with a note on stderr.
+-- Restored carries are validated (tokens, ids, halted, steps) before anything uses them.
+-- Tensors are read straight into the new objects' memory,
 -- so a 2 GB puzzle table is never held twice. Save between steps (after opt:step), when no
 -- gradient is pending: gradients are not stored. Also installs model:save(path) and
 -- hrm.Model.load(path) (weights and config only) on hrm.Model.
@@ -15,11 +19,13 @@ local Model = require "hrm.Model"
 local optim = require "hrm.optim"
 local rng = require "hrm.rng"
 local json = require "hrm.json"
+local Tensor = require "hrm.Tensor"
 
 local M = {}
 
 M.META_VERSION = 1  -- version of the meta layout below (the file format has its own)
 local OPTIM_TENSORS = { "m", "v", "t" }
+local EXTRA_PREFIX = "extra."  -- the caller's own tensors (state.tensors)
 
 local function c_error() return ffi.string(C.hrm_last_error()) end
 
@@ -209,16 +215,45 @@ function M.save(path, state)
       if not ok then error("checkpoint.save: state.extra: " .. tostring(v), 2) end
       meta.extra = v
    end
+   if state.tensors ~= nil then
+      if type(state.tensors) ~= "table" then
+         error("checkpoint.save: state.tensors must be a table {name = tensor}", 2)
+      end
+      local keys = {}
+      for key, t in pairs(state.tensors) do
+         if type(key) ~= "string" or key == "" or not Tensor.is_tensor(t) then
+            error("checkpoint.save: state.tensors must map non-empty names to tensors (" ..
+                  tostring(key) .. ")", 2)
+         end
+         keys[#keys + 1] = key
+      end
+      table.sort(keys)
+      for _, key in ipairs(keys) do
+         names[#names + 1] = EXTRA_PREFIX .. key
+         tensors[#tensors + 1] = state.tensors[key]
+      end
+   end
    return write(path, meta, names, tensors)
 end
 
 -- ---- reading -------------------------------------------------------------------------------------
 
+local noted = {}  -- unchecked files already reported, by path
+
 local function open(path)
    local out = ffi.new("hrm_checkpoint *[1]")
    if C.hrm_checkpoint_open(out, path) ~= 0 then return nil, c_error() end
+   if C.hrm_checkpoint_version(out[0]) < 2 and not noted[path] then
+      noted[path] = true
+      io.stderr:write(string.format("hrm: note: '%s' is a version %d checkpoint, which has no checksums: " ..
+                                    "it was loaded unchecked (saving it again writes a checked file)\n",
+                                    path, C.hrm_checkpoint_version(out[0])))
+   end
    return ffi.gc(out[0], C.hrm_checkpoint_free)
 end
+
+-- Whether the open file's checksums were verified (format version 2 and later).
+local function checked(f) return C.hrm_checkpoint_version(f) >= 2 end
 
 local function close(f) C.hrm_checkpoint_free(ffi.gc(f, nil)) end
 
@@ -256,7 +291,8 @@ local function build_model(f, meta, path, opts)
    for i = 0, C.hrm_checkpoint_count(f) - 1 do
       local name = ffi.string(C.hrm_checkpoint_name(f, i))
       present[name] = true
-      if not name:match("^optim%.") and not name:match("^carry%.") and C.hrm_params_find(h, name) < 0 then
+      if not name:match("^optim%.") and not name:match("^carry%.") and not name:match("^extra%.") and
+         C.hrm_params_find(h, name) < 0 then
          unknown[#unknown + 1] = name
       end
    end
@@ -271,6 +307,71 @@ local function build_model(f, meta, path, opts)
    end
    for _, name in ipairs(names) do read_into(f, (model:tensor(name)), name) end
    return model
+end
+
+-- The caller's own tensors (saved as state.tensors), as new CPU tensors by name.
+local function read_extra_tensors(f)
+   local out = {}
+   local dtype, ndim, shape = ffi.new("int32_t[1]"), ffi.new("int32_t[1]"), ffi.new("int64_t[4]")
+   for i = 0, C.hrm_checkpoint_count(f) - 1 do
+      local name = ffi.string(C.hrm_checkpoint_name(f, i))
+      local key = name:sub(1, #EXTRA_PREFIX) == EXTRA_PREFIX and name:sub(#EXTRA_PREFIX + 1)
+      if key then
+         if C.hrm_checkpoint_info(dtype, ndim, shape, f, name) ~= 0 then fail("%s", c_error()) end
+         local dims = {}
+         for d = 1, ndim[0] do dims[d] = tonumber(shape[d - 1]) end
+         local t = Tensor.zeros(dims, ffi.string(C.hrm_dtype_name(dtype[0])))
+         read_into(f, t, name)
+         out[key] = t
+      end
+   end
+   return out
+end
+
+-- ---- restored carries are checked before use ----------------------------------------------------
+-- A carry's rows that continue use their stored tokens, ids and counters, never checked again by
+-- the step: a damaged or crafted value would index the embedding tables out of bounds. Checked
+-- through carry:tensor(name) and the model config only. Raises (fail) naming field and row.
+
+local IGNORE_LABEL = -100
+
+local function check_field(carry, field, what, ok, expect)
+   local t = carry:tensor(field)
+   local v = t:to("f64")
+   local p = ffi.cast("const double *", v:cdata().data)
+   local n = v:numel()
+   local per_row = t:dim() >= 2 and n / t:size(1) or 1
+   for i = 0, n - 1 do
+      local x = p[i]
+      if not ok(x) then
+         local row, col = math.floor(i / per_row) + 1, i % per_row + 1
+         fail("%s: %s of row %d%s is %s, expected %s\n---> HINT: the file is damaged or was not " ..
+              "written by hrm", what, field, row, per_row > 1 and (" (position " .. col .. ")") or "",
+              x == x and string.format("%.17g", x) or "nan", expect)
+      end
+   end
+end
+
+local function validate_carry(carry, cfg, what)
+   local V, P = cfg.vocab_size, cfg.num_puzzle_identifiers or 1
+   local function int(x) return x == math.floor(x) end
+   check_field(carry, "inputs", what, function(x) return int(x) and x >= 0 and x < V end,
+               string.format("a token in [0, %d)", V))
+   check_field(carry, "labels", what, function(x) return int(x) and ((x >= 0 and x < V) or x == IGNORE_LABEL) end,
+               string.format("a token in [0, %d) or %d (ignored)", V, IGNORE_LABEL))
+   check_field(carry, "puzzle_ids", what, function(x) return int(x) and x >= 0 and x < P end,
+               string.format("a puzzle id in [0, %d) (num_puzzle_identifiers)", P))
+   check_field(carry, "halted", what, function(x) return x == 0 or x == 1 end, "0 or 1")
+   check_field(carry, "steps", what, function(x) return int(x) and x >= 0 end, "a count >= 0")
+end
+
+-- validate_carry(carry, config [, what]) -> true | nil, err: `what` names the carry in messages
+-- ("'run/last.hrm': carry 1"); config is the model's (vocab_size, num_puzzle_identifiers).
+function M.validate_carry(carry, cfg, what)
+   local ok, err = pcall(validate_carry, carry, cfg, what or "carry")
+   if ok then return true end
+   if getmetatable(err) == Failure then return nil, err.msg end
+   error(err, 0)
 end
 
 local function load_state(f, path, opts)
@@ -306,6 +407,7 @@ local function load_state(f, path, opts)
          for _, field in ipairs(carry:tensor_names()) do
             read_into(f, carry:tensor(field), string.format("carry.%d.%s", k, field))
          end
+         validate_carry(carry, model:config(), string.format("'%s': carry %d", path, k))
          list[k] = carry
       end
       if meta.carry_list then state.carry = list else state.carry = list[1] end
@@ -325,6 +427,8 @@ local function load_state(f, path, opts)
    end
    state.step = meta.step
    if meta.extra ~= nil then state.extra = from_json(meta.extra, "extra") end
+   state.tensors = read_extra_tensors(f)
+   state.checked = checked(f)
    return state
 end
 
@@ -360,6 +464,8 @@ function M.info(path)
    if not f then return nil, err end
    return guarded(function(file)
       local meta = read_meta(file, path)
+      meta.checked = checked(file)
+      meta.format_version = C.hrm_checkpoint_version(file)
       meta.tensors = {}
       for i = 0, C.hrm_checkpoint_count(file) - 1 do
          meta.tensors[#meta.tensors + 1] = ffi.string(C.hrm_checkpoint_name(file, i))

@@ -265,7 +265,12 @@ function Dataset.load(path, split)
            type(split))
    end
    if C.hrm_dataset_load(ds_out, path, split) ~= 0 then return nil, last_error() end
-   return wrap(ds_out[0])
+   local ds = wrap(ds_out[0])
+   if C.hrm_dataset_file_version(ds_out[0]) == 1 then
+      io.stderr:write(string.format("hrm: note: '%s' is a version 1 .hrmd file, which has no " ..
+                                    "checksums: it was loaded unchecked (ds:save writes version 2)\n", path))
+   end
+   return ds
 end
 M.load = Dataset.load
 

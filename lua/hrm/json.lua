@@ -348,8 +348,8 @@ function M.write(path, v, opts)
    local f, err = io.open(tmp, "wb")
    if not f then return nil, err end
    local ok, werr = f:write(text)
-   f:close()
-   if not ok then os.remove(tmp) return nil, werr end
+   local cok, cerr = f:close()  -- a full disk may only show when the buffer is flushed
+   if not ok or not cok then os.remove(tmp) return nil, tostring(werr or cerr) end
    local rok, rerr = os.rename(tmp, path)
    if not rok then os.remove(tmp) return nil, rerr end
    return true

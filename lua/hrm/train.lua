@@ -208,25 +208,102 @@ function EMA:tensors()
    return t
 end
 
--- The shadow weights live beside a checkpoint in <checkpoint>.ema.safetensors (a checkpoint's
--- extra holds JSON values only); extra.ema = {decay, file = that name}.
+-- The shadow weights are saved in the checkpoint itself, as its own tensors "ema.<name>"
+-- (checkpoint.save's state.tensors), so a checkpoint and its EMA are one file and cannot be
+-- mismatched by a kill between two writes; extra.ema = {decay}. Runs of earlier versions kept
+-- them beside the checkpoint in <checkpoint>.ema.safetensors (extra.ema.file): still read.
+local EMA_PREFIX = "ema."
 function M.ema_path(checkpoint_path) return checkpoint_path .. ".ema.safetensors" end
 
-function EMA:save(checkpoint_path)
-   local path = M.ema_path(checkpoint_path)
-   local ok, err = require("hrm.safetensors").save(path, self:tensors())
-   if not ok then return nil, err end
-   return { decay = self.decay, file = path:match("[^/]*$") }
+-- The tensors to store with a checkpoint (state.tensors) and extra.ema.
+function EMA:for_checkpoint()
+   local t = {}
+   for i, name in ipairs(self.names) do t[EMA_PREFIX .. name] = self.shadow[i] end
+   return t, { decay = self.decay }
 end
 
-function EMA:load(checkpoint_path)
-   local t, err = require("hrm.safetensors").load(M.ema_path(checkpoint_path))
+-- The shadow weights from a loaded checkpoint state (st.tensors, st.extra.ema), or from the
+-- sidecar file of an earlier version's checkpoint at checkpoint_path.
+function M.ema_weights(st, checkpoint_path)
+   local e = st.extra and st.extra.ema
+   if type(e) ~= "table" then return nil, checkpoint_path .. ": the run kept no EMA of the weights" end
+   if type(e.file) == "string" then -- an earlier version's sidecar
+      local t, err = require("hrm.safetensors").load(M.ema_path(checkpoint_path))
+      if not t then return nil, "cannot read the EMA weights: " .. tostring(err) end
+      return t
+   end
+   local t = {}
+   for key, v in pairs(st.tensors or {}) do
+      if key:sub(1, #EMA_PREFIX) == EMA_PREFIX then t[key:sub(#EMA_PREFIX + 1)] = v end
+   end
+   if next(t) == nil then return nil, checkpoint_path .. ": the EMA weights are missing from the checkpoint" end
+   return t
+end
+
+function EMA:load(st, checkpoint_path)
+   local t, err = M.ema_weights(st, checkpoint_path)
    if not t then return nil, err end
    for i, name in ipairs(self.names) do
-      if t[name] == nil then return nil, "the EMA file has no tensor " .. name end
+      if t[name] == nil then return nil, "the EMA weights have no tensor " .. name end
       self.shadow[i]:copy(t[name])
    end
    return true
+end
+
+-- ---- memory ------------------------------------------------------------------------------------------------
+
+local DTYPE_BYTES = { f32 = 4, f64 = 8, bf16 = 2, i32 = 4, i64 = 8, u8 = 1 }
+
+-- Bytes of memory the system can still give (MemAvailable), or nil where /proc/meminfo is absent.
+function M.memory_available()
+   local f = io.open("/proc/meminfo", "rb")
+   if not f then return nil end
+   local text = f:read("*a")
+   f:close()
+   local kb = text and text:match("MemAvailable:%s*(%d+) kB")
+   return kb and tonumber(kb) * 1024 or nil
+end
+
+local function gib(bytes) return format("%.1f GiB", bytes / 2 ^ 30) end
+
+-- A C error as one clause: no "file:line: " position, no hint.
+local function clause(e) return (tostring(e):gsub("^[^\n]-:%d+: ", "", 1):gsub("%s*%-%-%->.*$", "")) end
+
+-- The message of a batch that does not fit: what was asked, what is available.
+local function memory_message(batch, asked)
+   local avail = M.memory_available()
+   return format("hrm.train: batch %d does not fit in memory: %s, and %s available\n---> HINT: use a " ..
+                 "smaller batch (with 'accumulate' to keep the global batch)", batch, asked,
+                 avail and (gib(avail) .. " is") or "an unknown amount is")
+end
+
+-- Carries of `batch` rows, k of them, refused before any is made when their bytes alone (measured
+-- on a one-row carry, field by field) exceed the memory available.
+local function make_carries(model, batch, k)
+   local one, per_row = model:carry(1), 0
+   for _, name in ipairs(one:tensor_names()) do
+      local t = one:tensor(name)
+      per_row = per_row + t:numel() * (DTYPE_BYTES[t:dtype()] or 4)
+   end
+   local need, avail = per_row * batch * k, M.memory_available()
+   if avail and need > avail then
+      error(memory_message(batch, format("%d carr%s of %d rows need %s", k, k == 1 and "y" or "ies", batch, gib(need))), 0)
+   end
+   local carries = {}
+   for i = 1, k do
+      local ok, c = pcall(model.carry, model, batch)
+      if not ok then
+         if tostring(c):find("allocate", 1, true) then error(memory_message(batch, clause(c)), 0) end
+         error(c, 0)
+      end
+      carries[i] = c
+   end
+   return carries
+end
+
+local function is_memory_error(e)
+   e = tostring(e)
+   return e:find("cannot allocate", 1, true) ~= nil or e:find("out of memory", 1, true) ~= nil
 end
 
 -- ---- files -------------------------------------------------------------------------------------------------
@@ -503,8 +580,7 @@ local function run(o)
 
    -- state
    local base_lr, base_pe = opt.settings and opt.settings.lr or opt.lr, opt.settings and opt.settings.puzzle_emb_lr or opt.puzzle_emb_lr
-   local carries = {}
-   for i = 1, k do carries[i] = model:carry(batch) end
+   local carries = make_carries(model, batch, k)
    local ema = o.ema and new_ema(model, o.ema) or nil
    local step, start_step = 0, 0
    local history = {}
@@ -551,7 +627,7 @@ local function run(o)
       elapsed0 = tr.elapsed or 0
       if type(extra_in.curriculum) == "table" then ctx_state = extra_in.curriculum end
       if ema and type(extra_in.ema) == "table" then
-         local eok, eerr = ema:load(resume_path)
+         local eok, eerr = ema:load(st, resume_path)
          if not eok then error("hrm.train: cannot resume the EMA weights: " .. tostring(eerr), 0) end
       end
       if step >= total then
@@ -567,8 +643,12 @@ local function run(o)
       local cfg = { model = model:config(), optim = { kind = opt.kind, settings = opt.settings },
                     train = options_record(o, eval_names, total, global_batch), meta = o.meta,
                     version = require("hrm").version() }
+      -- the first write into the run directory: a read-only or vanished folder stops the run here
       local wok, werr = json.write(run_dir .. "/config.json", cfg, { indent = 2, nonfinite = "null" })
-      if not wok then error("hrm.train: cannot write config.json: " .. tostring(werr), 0) end
+      if not wok then
+         error(format("hrm.train: the run directory %s is not writable (config.json: %s)\n---> HINT: choose " ..
+                      "another 'run' directory, or make this one writable", run_dir, tostring(werr)), 0)
+      end
       local mpath = run_dir .. "/metrics.jsonl"
       if resume_path then truncate_metrics(mpath, step) else os.remove(mpath) end
       local ferr
@@ -677,22 +757,30 @@ local function run(o)
    local function save_checkpoint(path)
       if not ckpt or not run_dir then return nil end
       local extra = { train = train_state(), curriculum = ctx.state }
-      if ema then
-         local e, eerr = ema:save(path)
-         if not e then
-            say("hrm.train: warning: the EMA weights of " .. path .. " were not written: " .. tostring(eerr))
-            return nil
-         end
-         extra.ema = e
-      end
+      local own
+      if ema then own, extra.ema = ema:for_checkpoint() end
       local ok, cerr = ckpt.save(path, { model = model, optim = opt, carry = k == 1 and carries[1] or carries,
-                                         data = it, step = step, extra = extra })
-      if not ok then
-         say("hrm.train: warning: checkpoint " .. path .. " was not written: " .. tostring(cerr))
-         return nil
+                                         data = it, step = step, extra = extra, tensors = own })
+      if not ok then -- a run that cannot save must not go on (disk full, folder gone): stop now
+         local known = last_ckpt or (resume_path and { path = resume_path, step = start_step })
+         local prev = known and format("%s of step %d %s", known.path, known.step,
+                                       file_exists(known.path) and "is as it was" or "is gone too")
+            or "no earlier checkpoint was written"
+         error({ hrm_train = format("hrm.train: the checkpoint %s of step %d could not be written: %s; the run " ..
+            "stopped, and %s\n---> HINT: free space in (or restore) the run directory, then resume", path, step,
+            clause(cerr), prev) }, 0)
       end
       last_ckpt = { path = path, step = step }
       return true
+   end
+
+   -- A NaN stop: non-finite numbers in a training step or an evaluation end the run before the
+   -- weights are updated or saved; the last good checkpoint stays as it was.
+   local function nan_stop(what, bad)
+      local where = last_ckpt and format("the last good checkpoint is %s (step %d)", last_ckpt.path, last_ckpt.step)
+         or "no checkpoint was written yet"
+      error({ hrm_train = format("hrm.train: non-finite %s at step %d: %s; the run stopped without saving these " ..
+         "weights, and %s\n---> HINT: lower the learning rate or use a warmup", what, step, bad, where) }, 0)
    end
 
    local function run_eval()
@@ -701,9 +789,19 @@ local function run(o)
          local function go()
             return M.evaluate(model, eval_sets[name], { batch = eval_batch })
          end
-         local m, hist
-         if ema then m, hist = ema:with_weights(go) else m, hist = go() end
+         local eok, m, hist
+         if ema then eok, m, hist = pcall(ema.with_weights, ema, go) else eok, m, hist = pcall(go) end
+         if not eok then
+            if is_memory_error(m) then error(memory_message(eval_batch, clause(m)), 0) end
+            if not tostring(m):find("not finite", 1, true) then error(m, 0) end
+            nan_stop(format("evaluation of '%s'", name), (tostring(m):gsub("^.-: ", "", 1)))
+         end
          if not m then error("hrm.train: evaluation of '" .. name .. "' failed: " .. tostring(hist), 0) end
+         for _, key in ipairs(M.metric_keys) do
+            if not finite(m[key]) then
+               nan_stop(format("evaluation of '%s'", name), format("its %s is %s", key, tostring(m[key])))
+            end
+         end
          results[name] = m
          local h = {}
          for s = 1, #hist do h[s] = hist[s] end
@@ -731,7 +829,6 @@ local function run(o)
       local last = run_dir .. "/last.hrm"
       if save_checkpoint(last) and improved then
          local ok, cerr = copy_file(last, run_dir .. "/best.hrm")
-         if ok and ema then ok, cerr = copy_file(M.ema_path(last), M.ema_path(run_dir .. "/best.hrm")) end
          if ok then best.path = run_dir .. "/best.hrm"
          else say("hrm.train: warning: best.hrm was not written: " .. tostring(cerr)) end
       end
@@ -773,18 +870,13 @@ local function run(o)
             local sok, out = pcall(model.step, model, carries[i], b, step_opts)
             local bad
             if not sok then
+               if is_memory_error(out) then error(memory_message(batch, clause(out)), 0) end
                if not tostring(out):find("not finite", 1, true) then error(out, 0) end
                bad = tostring(out):gsub("^.-: ", "", 1)
             elseif not finite(out.loss) then
                bad = "the loss is " .. tostring(out.loss)
             end
-            if bad then
-               local where = last_ckpt and format("the last good checkpoint is %s (step %d)", last_ckpt.path, last_ckpt.step)
-                  or "no checkpoint was written yet"
-               error({ hrm_train = format("hrm.train: non-finite loss at step %d (micro-batch %d of %d): %s; the " ..
-                  "run stopped before updating the weights, and %s\n---> HINT: lower the learning rate or " ..
-                  "use a warmup", step, i, k, bad, where) }, 0)
-            end
+            if bad then nan_stop(format("loss (micro-batch %d of %d)", i, k), bad) end
             for _, key in ipairs(LOSS_KEYS) do sums[key] = sums[key] + out[key] end
             for _, key in ipairs(COUNT_KEYS) do sums[key] = sums[key] + out[key] end
             sums.count = sums.count + out.count
@@ -834,14 +926,16 @@ local function run(o)
       end
    end
 
+   -- Deferred Ctrl-C (and SIGPIPE ignored) until the last line is written: a Ctrl-C that also
+   -- killed the reader of a `| tee` must not stop the run before its save, or during its last words.
    C.hrm_interrupt_defer(1)
    local ok, lerr = pcall(loop)
-   C.hrm_interrupt_defer(0)
-   if reporter and reporter.finish then reporter:finish() end
+   if reporter and reporter.finish then pcall(reporter.finish, reporter) end
    if not ok then
       local msg = type(lerr) == "table" and lerr.hrm_train or lerr
       pcall(record, { step = step, split = "error", message = tostring(msg), time = now() })
       if metrics_file then metrics_file:close() end
+      C.hrm_interrupt_defer(0)
       error(msg, 0)
    end
    if metrics_file then metrics_file:close() end
@@ -850,6 +944,7 @@ local function run(o)
       say(format("hrm.train: interrupted after step %d%s", step,
                  last_ckpt and last_ckpt.step == step and ("; saved " .. last_ckpt.path) or ""))
    end
+   C.hrm_interrupt_defer(0)
    local run_time = progress_mod.clock() - t0
    return {
       step = step, start_step = start_step, steps_run = step - start_step, total_steps = total,
@@ -956,11 +1051,8 @@ function M.load_model(path, opts)
       end
       info.extra, info.step = st.extra, st.step
       if opts.ema then
-         if not (st.extra and type(st.extra.ema) == "table") then
-            return nil, path .. ": the run kept no EMA of the weights"
-         end
-         local t, eerr = require("hrm.safetensors").load(M.ema_path(path))
-         if not t then return nil, "cannot read the EMA weights: " .. tostring(eerr) end
+         local t, eerr = M.ema_weights(st, path)
+         if not t then return nil, eerr end
          for name, v in pairs(t) do model:tensor(name):copy(v) end
       end
    end

@@ -345,8 +345,8 @@ static void test_malformed(void) {
    str(pk, "format");
    str(pk, "hrm");
    str(pk, "version");
-   msgpack_pack_uint8(pk, 2);
-   BAD(&m, "version 2 checkpoint");
+   msgpack_pack_uint8(pk, 3);
+   BAD(&m, "version 3 checkpoint");
    pk = img_new(&m);
    msgpack_pack_map(pk, 2);
    str(pk, "format");

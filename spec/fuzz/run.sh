@@ -14,7 +14,7 @@ for src in spec/fuzz/fuzz_*.c; do
    name=$(basename "$src" .c)
    corpus=${name#fuzz_}
    clang -g -O1 -fsanitize=fuzzer,address,undefined -Icore "$src" build-fuzz/libhrm_core.a \
-      -lcjson -ldnnl -lmsgpackc -fopenmp -lm -o "build-fuzz/$name"
+      -lcjson -ldnnl -lmsgpackc -lxxhash -fopenmp -lm -o "build-fuzz/$name"
    scratch=$(mktemp -d)
    echo "fuzz: $name for ${secs}s"
    if ! "build-fuzz/$name" -max_total_time="$secs" -max_len=8192 -timeout=5 -rss_limit_mb=2048 \
