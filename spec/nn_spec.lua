@@ -198,6 +198,32 @@ describe("puzzle-embedding gradients under accumulation", function()
       end
       before:free()
    end)
+
+   it("equal one step on the whole batch", function()
+      local cfg = tiny{ puzzle_emb_ndim = 64, num_puzzle_identifiers = 4, halt_max_steps = 1 }
+      local function fresh()
+         local m = hrm.Model(cfg, { seed = 2 })
+         local pt = m:tensor("model.inner.puzzle_emb.weights"):data()
+         for k = 0, 4 * 64 - 1 do pt[k] = math.sin(k) end
+         return m, hrm.optim.AdamATan2(m, { lr = 1e-3, puzzle_emb_lr = 0.1, weight_decay = 0 })
+      end
+      local whole = batch_of(4, 6, 7, 1)
+      whole.puzzle_identifiers = Tensor({ 1, 1, 2, 2 }):to("i32")
+      local a, oa = fresh()
+      a:step(a:carry(4), whole, { train = true })
+      oa:step()
+      local b, ob = fresh()
+      for half = 0, 1 do
+         local part = { inputs = whole.inputs:narrow(1, 2 * half + 1, 2):clone(),
+                        labels = whole.labels:narrow(1, 2 * half + 1, 2):clone(),
+                        puzzle_identifiers = Tensor({ half + 1, half + 1 }):to("i32") }
+         b:step(b:carry(2), part, { train = true, global_batch = 4 })
+      end
+      ob:step()
+      for _, name in ipairs(a:tensor_names()) do
+         assert.is_true(a:tensor(name):allclose(b:tensor(name), 1e-5, 1e-6), name)
+      end
+   end)
 end)
 
 describe("ops that replaced Lua loops", function()
