@@ -208,6 +208,9 @@ function EMA:tensors()
    return t
 end
 
+-- hrm.train.new_ema(model, decay): the EMA the training loop keeps (update, with_weights, tensors).
+M.new_ema = new_ema
+
 -- The shadow weights live beside a checkpoint in <checkpoint>.ema.safetensors (a checkpoint's
 -- extra holds JSON values only); extra.ema = {decay, file = that name}.
 function M.ema_path(checkpoint_path) return checkpoint_path .. ".ema.safetensors" end
