@@ -42,8 +42,10 @@ int hrm_config_check(const hrm_config *c) {
    HRM_CHECK(c, HRM_ERR_ARG, "config is NULL");
    HRM_CHECK(c->hidden_size >= 1 && c->hidden_size <= 65536, HRM_ERR_ARG,
              "config.hidden_size = %d must be in 1..65536", c->hidden_size);
-   HRM_CHECK(c->num_heads >= 1 && c->hidden_size % c->num_heads == 0, HRM_ERR_ARG,
-             "config.num_heads = %d must be >= 1 and divide hidden_size = %d", c->num_heads,
+   /* head dim = hidden_size / num_heads rounded down, as the reference's Attention: the
+    * attention width num_heads x head_dim may be below hidden_size (12 heads at 512: 504) */
+   HRM_CHECK(c->num_heads >= 1 && c->num_heads <= c->hidden_size, HRM_ERR_ARG,
+             "config.num_heads = %d must be in 1..hidden_size (%d)", c->num_heads,
              c->hidden_size);
    HRM_CHECK(isfinite(c->expansion) && c->expansion > 0.0 && c->expansion <= 64.0, HRM_ERR_ARG,
              "config.expansion = %g must be in (0, 64]", c->expansion);

@@ -176,7 +176,7 @@ enum hrm_loss_kind { HRM_LOSS_STABLEMAX = 0, HRM_LOSS_SOFTMAX = 1 };
 /* Field names are the reference's (config/arch/hrm_v1.yaml); Lua fills it from a table. */
 typedef struct hrm_config {
    int32_t hidden_size;            /* D */
-   int32_t num_heads;              /* NH, D % NH == 0 */
+   int32_t num_heads;              /* NH <= D; head dim D / NH rounded down */
    double expansion;               /* SwiGLU width factor */
    int32_t H_layers;
    int32_t L_layers;
@@ -276,12 +276,14 @@ enum hrm_module_kind { HRM_MODULE_EMBEDDING = 0, HRM_MODULE_PUZZLE_EMBEDDING = 1
 
 typedef struct hrm_block_config {
    int32_t hidden_size;     /* D */
-   int32_t num_heads;       /* NH, D % NH == 0 */
+   int32_t num_heads;       /* NH */
    double expansion;        /* SwiGLU width factor */
    double rms_norm_eps;
    int32_t rope;            /* 1: rotary positions over `tokens` positions */
    int32_t tokens;          /* T (RoPE tables) */
    double rope_theta;
+   int32_t head_dim;        /* HD; 0: D / NH rounded down. The attention width NH·HD may differ
+                               from D (qkv_proj D -> 3·NH·HD, o_proj NH·HD -> D) */
 } hrm_block_config;
 
 /* `name.embedding_weight` (rows, dim), truncated normal with std init_std. */

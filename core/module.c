@@ -166,15 +166,20 @@ int hrm_module_linear(hrm_module **out, hrm_params *p, const char *name, int32_t
 
 static int check_block_config(const hrm_block_config *c, const char *name) {
    HRM_CHECK(c, HRM_ERR_ARG, "block '%s': config is NULL", name);
-   HRM_CHECK(c->hidden_size >= 1 && c->num_heads >= 1 && c->hidden_size % c->num_heads == 0,
-             HRM_ERR_ARG, "block '%s': hidden_size %d is not a multiple of num_heads %d", name,
-             c->hidden_size, c->num_heads);
+   HRM_CHECK(c->hidden_size >= 1 && c->num_heads >= 1 && c->head_dim >= 0 &&
+                (c->head_dim > 0 || c->num_heads <= c->hidden_size),
+             HRM_ERR_ARG, "block '%s': num_heads %d (head_dim %d) gives no head dimension at "
+             "hidden_size %d", name, c->num_heads, c->head_dim, c->hidden_size);
+   HRM_CHECK((int64_t)c->num_heads * (c->head_dim > 0 ? c->head_dim : c->hidden_size / c->num_heads)
+                <= 1 << 20, HRM_ERR_ARG, "block '%s': attention width num_heads x head_dim is "
+             "above 1048576", name);
    HRM_CHECK(c->expansion > 0 && c->expansion <= 64, HRM_ERR_ARG,
              "block '%s': expansion %g is not in (0, 64]", name, c->expansion);
    HRM_CHECK(c->rms_norm_eps > 0 && c->rms_norm_eps < 1, HRM_ERR_ARG,
              "block '%s': rms_norm_eps %g is not in (0, 1)", name, c->rms_norm_eps);
    HRM_CHECK(c->tokens >= 1, HRM_ERR_ARG, "block '%s': tokens %d must be >= 1", name, c->tokens);
-   HRM_CHECK(!c->rope || ((c->hidden_size / c->num_heads) % 2 == 0 && c->rope_theta > 0),
+   HRM_CHECK(!c->rope || ((c->head_dim > 0 ? c->head_dim : c->hidden_size / c->num_heads) % 2 == 0 &&
+                          c->rope_theta > 0),
              HRM_ERR_ARG, "block '%s': RoPE needs an even head size and rope_theta > 0", name);
    return HRM_OK;
 }
@@ -187,7 +192,8 @@ int hrm_module_block(hrm_module **out, hrm_params *p, const char *name,
    m->bc = *cfg;
    const int D = cfg->hidden_size;
    m->I = hrm_swiglu_inter(D, cfg->expansion);
-   m->HD = D / cfg->num_heads;
+   m->HD = cfg->head_dim > 0 ? cfg->head_dim : D / cfg->num_heads;
+   m->A = cfg->num_heads * m->HD;
    int rc = HRM_OK;
    if (cfg->rope) {
       m->rope_cos = malloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
@@ -196,11 +202,11 @@ int hrm_module_block(hrm_module **out, hrm_params *p, const char *name,
       else hrm_cpu_rope_tables(m->rope_cos, m->rope_sin, cfg->tokens, m->HD, cfg->rope_theta);
    }
    if (rc == HRM_OK)
-      rc = declare(&m->qkv, m, "self_attn.qkv_proj.weight", HRM_KIND_PARAM, 2, 3 * D, D,
+      rc = declare(&m->qkv, m, "self_attn.qkv_proj.weight", HRM_KIND_PARAM, 2, 3 * m->A, D,
                    HRM_INIT_LECUN, 0);
    if (rc == HRM_OK)
-      rc = declare(&m->o, m, "self_attn.o_proj.weight", HRM_KIND_PARAM, 2, D, D, HRM_INIT_LECUN,
-                   0);
+      rc = declare(&m->o, m, "self_attn.o_proj.weight", HRM_KIND_PARAM, 2, D, m->A,
+                   HRM_INIT_LECUN, 0);
    if (rc == HRM_OK)
       rc = declare(&m->gate_up, m, "mlp.gate_up_proj.weight", HRM_KIND_PARAM, 2, 2 * m->I, D,
                    HRM_INIT_LECUN, 0);
@@ -224,7 +230,8 @@ int hrm_module_reasoning(hrm_module **out, hrm_params *p, const char *name, int3
    HRM_TRY(module_alloc(&m, HRM_MODULE_REASONING, p, name));
    m->bc = *cfg;
    m->I = hrm_swiglu_inter(cfg->hidden_size, cfg->expansion);
-   m->HD = cfg->hidden_size / cfg->num_heads;
+   m->HD = cfg->head_dim > 0 ? cfg->head_dim : cfg->hidden_size / cfg->num_heads;
+   m->A = cfg->num_heads * m->HD;
    m->blocks = calloc((size_t)layers, sizeof *m->blocks);
    if (!m->blocks) {
       hrm_module_free(m);
@@ -392,10 +399,10 @@ static float *take(float *base, size_t *off, size_t n) {
 
 static void take_acts(float *base, size_t *off, hrm_block_acts *r, const hrm_module *m, size_t B) {
    const size_t D = (size_t)m->bc.hidden_size, I = (size_t)m->I, T = (size_t)m->bc.tokens;
-   const size_t BT = B * T;
-   r->qkv = take(base, off, BT * 3 * D);
+   const size_t A = (size_t)m->A, BT = B * T;
+   r->qkv = take(base, off, BT * 3 * A);
    r->att = take(base, off, B * (size_t)m->bc.num_heads * T * T);
-   r->atty = take(base, off, BT * D);
+   r->atty = take(base, off, BT * A);
    r->h1 = take(base, off, BT * D);
    r->rstd1 = take(base, off, BT);
    r->gu = take(base, off, BT * 2 * I);
@@ -476,16 +483,17 @@ static void block_forward(const hrm_module *m, hrm_block_acts *r, float *tmp, co
    const hrm_params *p = m->store;
    const hrm_backend *be = p->be;
    const int D = m->bc.hidden_size, I = m->I, T = m->bc.tokens, NH = m->bc.num_heads, HD = m->HD;
+   const int A = m->A;  // attention width NH·HD (= D unless head_dim says otherwise)
    const int64_t N = (int64_t)B * T;
    const float eps = (float)m->bc.rms_norm_eps;
-   be->linear_forward(r->qkv, in, hrm_params_value_ptr(p, m->qkv), NULL, N, D, 3 * D);
+   be->linear_forward(r->qkv, in, hrm_params_value_ptr(p, m->qkv), NULL, N, D, 3 * A);
    if (m->rope_cos && be->rope_attention_forward) {
       be->rope_attention_forward(r->atty, r->att, r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
    } else {
       if (m->rope_cos) be->rope_forward(r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
       be->attention_forward(r->atty, r->att, r->qkv, B, T, NH, HD);
    }
-   be->linear_forward(tmp, r->atty, hrm_params_value_ptr(p, m->o), NULL, N, D, D);
+   be->linear_forward(tmp, r->atty, hrm_params_value_ptr(p, m->o), NULL, N, A, D);
    add_rmsnorm(be, r->h1, r->rstd1, in, tmp, N, D, eps);
    be->linear_forward(r->gu, r->h1, hrm_params_value_ptr(p, m->gate_up), NULL, N, D, 2 * I);
    be->swiglu_forward(r->act, r->gu, N, I);
@@ -583,11 +591,12 @@ static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, i
    case HRM_MODULE_REASONING: {
       const size_t B = (size_t)in[0]->shape[0], T = (size_t)m->bc.tokens;
       const size_t D = (size_t)m->bc.hidden_size, I = (size_t)m->I, BT = B * T;
+      const size_t A = (size_t)m->A, W = A > D ? A : D;
       size_t off = 0;
       if (backward) {
-         take(NULL, &off, BT * D);                             // dh
-         take(NULL, &off, BT * D);                             // dh2
-         take(NULL, &off, BT * 3 * D);                         // dqkv
+         take(NULL, &off, BT * W);                             // dh
+         take(NULL, &off, BT * W);                             // dh2
+         take(NULL, &off, BT * 3 * A);                         // dqkv
          take(NULL, &off, BT * 2 * I);                         // dgu
          take(NULL, &off, BT * I);                             // dact
          take(NULL, &off, B * (size_t)m->bc.num_heads * T * T); // datt
@@ -699,8 +708,9 @@ static void block_backward(const hrm_module *m, const hrm_block_acts *r, const f
    const hrm_params *p = m->store;
    const hrm_backend *be = p->be;
    const int D = m->bc.hidden_size, I = m->I, T = m->bc.tokens, NH = m->bc.num_heads, HD = m->HD;
+   const int A = m->A;
    const int64_t N = (int64_t)B * T;
-   float *dA = dout;  // (B, T, D) reused in place
+   float *dA = dout;  // (B, T, max(D, A)) reused in place
    be->rmsnorm_backward(dA, dout, r->h2, r->rstd2, N, D);  // d(h1 + mlp)
    be->linear_backward(w->dact, hrm_params_grad_ptr(p, m->down), NULL, dA, r->act,
                        hrm_params_value_ptr(p, m->down), N, I, D, 0.0f);
@@ -709,7 +719,7 @@ static void block_backward(const hrm_module *m, const hrm_block_acts *r, const f
                        hrm_params_value_ptr(p, m->gate_up), N, D, 2 * I, 1.0f);
    be->rmsnorm_backward(din, dA, r->h1, r->rstd1, N, D);  // d(in + attn)
    be->linear_backward(dA, hrm_params_grad_ptr(p, m->o), NULL, din, r->atty,
-                       hrm_params_value_ptr(p, m->o), N, D, D, 0.0f);
+                       hrm_params_value_ptr(p, m->o), N, A, D, 0.0f);
    if (m->rope_cos && be->rope_attention_backward) {
       be->rope_attention_backward(w->dqkv, w->datt, dA, r->qkv, r->att, m->rope_cos, m->rope_sin,
                                   B, T, NH, HD);
@@ -718,7 +728,7 @@ static void block_backward(const hrm_module *m, const hrm_block_acts *r, const f
       if (m->rope_cos) be->rope_backward(w->dqkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
    }
    be->linear_backward(din, hrm_params_grad_ptr(p, m->qkv), NULL, w->dqkv, in,
-                       hrm_params_value_ptr(p, m->qkv), N, D, 3 * D, 1.0f);
+                       hrm_params_value_ptr(p, m->qkv), N, D, 3 * A, 1.0f);
 }
 
 /* dst = src (accumulate 0) or dst += src (1), n floats. */
@@ -737,9 +747,10 @@ static int blocks_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in
    back_scratch w;
    size_t off = 0;
    const size_t BT = (size_t)B * (size_t)m->bc.tokens, D = (size_t)m->bc.hidden_size;
-   w.dh = take(scratch, &off, BT * D);
-   w.dh2 = take(scratch, &off, BT * D);
-   w.dqkv = take(scratch, &off, BT * 3 * D);
+   const size_t A = (size_t)m->A, W = A > D ? A : D;
+   w.dh = take(scratch, &off, BT * W);
+   w.dh2 = take(scratch, &off, BT * W);
+   w.dqkv = take(scratch, &off, BT * 3 * A);
    w.dgu = take(scratch, &off, BT * 2 * (size_t)m->I);
    w.dact = take(scratch, &off, BT * (size_t)m->I);
    w.datt = take(scratch, &off, (size_t)B * (size_t)m->bc.num_heads * (size_t)m->bc.tokens *

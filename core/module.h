@@ -24,7 +24,7 @@ struct hrm_module {
    int32_t in, out, first, count;
    /* block */
    hrm_block_config bc;
-   int32_t I, HD;
+   int32_t I, HD, A;               // SwiGLU width, head dim, attention width NH·HD
    float *rope_cos, *rope_sin;     // (T, HD), NULL without RoPE
    /* reasoning */
    int32_t nblocks;

@@ -7,6 +7,8 @@
  *   repeat   y = head(block(block(block(x))))          one module applied k = 3 times (TRM)
  *   detach   z = R(R(a, b, E(ids)), b)                   a sum of inputs, b a constant
  *   fanout   h = block(x); y1 = wide(h), y2 = q(h), y3 = R(h, h)   one output feeding later calls
+ *   repeat again with attention widths NH·HD other than D: 3 heads of 2 at D 8 (width 6, the
+ *   baseline's floor rule) and 2 heads of 6 (width 12)
  * Then: no allocation after the first pass, the store's registry growth, and misuse errors.
  */
 #include <math.h>
@@ -234,10 +236,10 @@ static void build(comp *c) {
    }
 }
 
-static void test_repeat(void) {
-   comp c = {.name = "repeat", .nout = 1, .run = run_repeat};
+static void repeat_with(const char *name, const hrm_block_config *bc) {
+   comp c = {.name = name, .nout = 1, .run = run_repeat};
    CHECK_OK(hrm_params_new(&c.store, 11, HRM_DEVICE_CPU));
-   CHECK_OK(hrm_module_block(&c.mod[0], c.store, "block", &block_cfg));
+   CHECK_OK(hrm_module_block(&c.mod[0], c.store, "block", bc));
    CHECK_OK(hrm_module_linear(&c.mod[1], c.store, "head", D, 3, 1, HRM_INIT_LECUN, 0, 0.1, 0, 0));
    build(&c);
    c.x[0] = tensor(HRM_DTYPE_F32, 3, B, T, D);
@@ -249,6 +251,39 @@ static void test_repeat(void) {
    fill_random(c.g[0], 1.0);
    check_composition(&c);
    comp_free(&c);
+}
+
+static void test_repeat(void) { repeat_with("repeat", &block_cfg); }
+
+/* Attention narrower and wider than D: qkv_proj (3·NH·HD, D), o_proj (D, NH·HD). */
+static void test_widths(void) {
+   hrm_block_config narrow = block_cfg, wide = block_cfg;
+   narrow.num_heads = 3;  // head dim 8 / 3 = 2, width 6
+   wide.head_dim = 6;     // 2 heads of 6, width 12
+   repeat_with("repeat, 3 heads of 2 (width 6 < D 8)", &narrow);
+   repeat_with("repeat, 2 heads of 6 (width 12 > D 8)", &wide);
+   hrm_params *p;
+   hrm_module *m;
+   CHECK_OK(hrm_params_new(&p, 1, HRM_DEVICE_CPU));
+   CHECK_OK(hrm_module_block(&m, p, "b", &narrow));
+   hrm_tensor *v;
+   CHECK_OK(hrm_params_build(p, 1));
+   CHECK_OK(hrm_params_tensor(p, hrm_params_find(p, "b.self_attn.qkv_proj.weight"), NULL, &v, NULL, NULL));
+   CHECK(v->shape[0] == 18 && v->shape[1] == D);
+   hrm_tensor_free(v);
+   CHECK_OK(hrm_params_tensor(p, hrm_params_find(p, "b.self_attn.o_proj.weight"), NULL, &v, NULL, NULL));
+   CHECK(v->shape[0] == D && v->shape[1] == 6);
+   hrm_tensor_free(v);
+   hrm_module_free(m);
+   hrm_params_free(p);
+   hrm_block_config odd = block_cfg;
+   odd.num_heads = 9;  // no head dimension at D 8
+   CHECK_OK(hrm_params_new(&p, 1, HRM_DEVICE_CPU));
+   CHECK(hrm_module_block(&m, p, "b", &odd) == HRM_ERR_ARG);
+   odd = block_cfg;
+   odd.head_dim = 3;   // RoPE cannot pair an odd head dimension
+   CHECK(hrm_module_block(&m, p, "b", &odd) == HRM_ERR_ARG);
+   hrm_params_free(p);
 }
 
 static void test_detach(void) {
@@ -415,6 +450,7 @@ static void test_misuse(void) {
 
 int main(void) {
    test_repeat();
+   test_widths();
    test_detach();
    test_fanout();
    test_arena_reuse();
