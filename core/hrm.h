@@ -284,6 +284,9 @@ typedef struct hrm_block_config {
    double rope_theta;
    int32_t head_dim;        /* HD; 0: D / NH rounded down. The attention width NH·HD may differ
                                from D (qkv_proj D -> 3·NH·HD, o_proj NH·HD -> D) */
+   int32_t mlp_t;           /* 1: TRM-MLP's token mixing in place of attention: a SwiGLU over the
+                               T axis (`mlp_t.*`, T -> 2·IT -> T), its residual and RMSNorm taken
+                               transposed (the norm over T); num_heads and RoPE are then unused */
 } hrm_block_config;
 
 /* `name.embedding_weight` (rows, dim), truncated normal with std init_std. */

@@ -46,7 +46,7 @@ local function check_metrics(what, names, out, ref)
    end
 end
 
-for _, stem in ipairs({ "trm", "trm_none", "transformer" }) do
+for _, stem in ipairs({ "trm", "trm_none", "trm_mlp", "transformer" }) do
    describe("golden parity (" .. stem .. ")", function()
       local meta = read_json("spec/golden/" .. stem .. ".json")
       local fx = assert(hrm.safetensors.load("spec/golden/" .. stem .. ".safetensors"))

@@ -1,7 +1,8 @@
 -- Specs of the TRM model file (lua/hrm/models/trm.lua) and its config: trm.yaml's defaults, the
 -- reference's parameter count, refused configs, TRM's halting rule in training and at inference,
 -- finite differences of one whole training segment (full backpropagation through every call of
--- the recursion), a checkpoint round trip, and a smoke run in which a tiny TRM learns 4x4 Sudoku.
+-- the recursion; also with TRM-MLP's token mixing), a checkpoint round trip, and smoke runs in
+-- which a tiny TRM and a tiny TRM-MLP learn 4x4 Sudoku.
 local ffi = require "ffi"
 local hrm = require "hrm"
 local Tensor = hrm.Tensor
@@ -64,6 +65,17 @@ describe("hrm.config.trm", function()
       local _, g = m:tensor("model.inner.L_level.layers.0.self_attn.qkv_proj.weight")
       assert.same({ 1536, 512 }, g:size())
       assert.same({ 1, 512 }, m:tensor("model.inner.puzzle_emb.weights"):size())
+   end)
+
+   it("gives the reference's 5,028,866 parameters for TRM-MLP on Sudoku (no positions, sequence 97)", function()
+      local m = hrm.Model(hrm.config.trm_mlp{ vocab_size = 11, seq_len = 81 }, { empty = true })
+      assert.equal(5028866, m:num_parameters())
+      -- the token SwiGLU over T = 97: inter roundup(round(4 · 97 · 2/3), 256) = 512
+      assert.same({ 1024, 97 }, m:tensor("model.inner.L_level.layers.0.mlp_t.gate_up_proj.weight"):size())
+      assert.same({ 97, 512 }, m:tensor("model.inner.L_level.layers.1.mlp_t.down_proj.weight"):size())
+      local names = m:tensor_names()
+      for _, n in ipairs(names) do assert.is_nil(n:find("self_attn", 1, true), n) end
+      assert.truthy(tostring(m):find("token MLP over 97 tokens", 1, true))
    end)
 
    it("refuses what the reference cannot run, saying why", function()
@@ -137,8 +149,8 @@ describe("the gradient of one TRM training segment", function()
    -- y-update through the shared weights), so the backward is the exact gradient of the loss
    -- from the segment's (constant) carry: compare it with central differences.
    local H = 1e-2
-   local function check(pos, loss)
-      local m = hrm.Model(tiny{ pos_encodings = pos, loss = loss }, { seed = 5 })
+   local function check(pos, loss, mlp_t)
+      local m = hrm.Model(tiny{ pos_encodings = pos, loss = loss, mlp_t = mlp_t or false }, { seed = 5 })
       fill_random(m:tensor("model.inner.q_head.weight"), 1.0, -0.5)
       local qb = m:tensor("model.inner.q_head.bias"):data()
       qb[0], qb[1] = -0.3, 0.2
@@ -192,6 +204,7 @@ describe("the gradient of one TRM training segment", function()
 
    it("matches finite differences with RoPE and stablemax", function() check("rope", "stablemax") end)
    it("matches finite differences with no positions and softmax", function() check("none", "softmax") end)
+   it("matches finite differences with TRM-MLP's token mixing", function() check("none", "stablemax", true) end)
 end)
 
 describe("a TRM checkpoint", function()
@@ -210,34 +223,42 @@ describe("a TRM checkpoint", function()
    end)
 end)
 
-describe("a tiny TRM on 4x4 Sudoku", function()
-   it("lowers its loss well below the start", function()
-      local sudoku = require("tasks.sudoku").new{ size = 4 }
-      local S, B, STEPS, LR = sudoku.seq_len, 32, 120, 3e-3
-      local threads = hrm.get_threads()
-      hrm.set_threads(1)
-      local cfg = hrm.config.trm{ hidden_size = 32, num_heads = 2, L_layers = 1, H_cycles = 2, L_cycles = 2,
-         halt_max_steps = 2, vocab_size = sudoku.vocab_size, seq_len = S, puzzle_emb_ndim = 0,
-         puzzle_emb_len = 0, pos_encodings = "learned", loss = "softmax" }
-      local model = hrm.Model(cfg, { seed = 1 })
-      local opt = hrm.optim.AdamATan2(model, { lr = LR, weight_decay = 0.1 })
-      local carry = model:carry(B)
-      local inputs, labels = Tensor.zeros(B, S, "i32"), Tensor.zeros(B, S, "i32")
-      local first, last = 0, 0
-      for step = 1, STEPS do
-         local ex = assert(sudoku.generate(B, { blanks = { 2, 6 }, seed = 500 + step }))
-         local a, l = inputs:data(), labels:data()
-         for r = 1, B do
-            local i8, l8 = sudoku.encode(ex[r])
-            for s = 0, S - 1 do a[(r - 1) * S + s], l[(r - 1) * S + s] = i8[s], l8[s] end
-         end
-         local r = model:step(carry, { inputs = inputs, labels = labels }, { train = true })
-         opt:step(LR * math.min(1, step / 20))
-         if step <= 10 then first = first + r.lm_loss / B end
-         if step > STEPS - 10 then last = last + r.lm_loss / B end
+-- A tiny TRM (attention, or TRM-MLP's token mixing) trained on 4x4 Sudoku with model:step and
+-- opt:step lowers its LM loss to under half its start within 120 steps.
+local function smoke(name, over)
+   local sudoku = require("tasks.sudoku").new{ size = 4 }
+   local S, B, STEPS, LR = sudoku.seq_len, 32, 120, 3e-3
+   local threads = hrm.get_threads()
+   hrm.set_threads(1)
+   local c = { hidden_size = 32, num_heads = 2, L_layers = 1, H_cycles = 2, L_cycles = 2, halt_max_steps = 2,
+               vocab_size = sudoku.vocab_size, seq_len = S, puzzle_emb_ndim = 0, puzzle_emb_len = 0,
+               pos_encodings = "learned", loss = "softmax" }
+   for k, v in pairs(over) do c[k] = v end
+   local model = hrm.Model(hrm.config.trm(c), { seed = 1 })
+   local opt = hrm.optim.AdamATan2(model, { lr = LR, weight_decay = 0.1 })
+   local carry = model:carry(B)
+   local inputs, labels = Tensor.zeros(B, S, "i32"), Tensor.zeros(B, S, "i32")
+   local first, last = 0, 0
+   for step = 1, STEPS do
+      local ex = assert(sudoku.generate(B, { blanks = { 2, 6 }, seed = 500 + step }))
+      local a, l = inputs:data(), labels:data()
+      for r = 1, B do
+         local i8, l8 = sudoku.encode(ex[r])
+         for s = 0, S - 1 do a[(r - 1) * S + s], l[(r - 1) * S + s] = i8[s], l8[s] end
       end
-      hrm.set_threads(threads)
-      print(string.format("\ntiny TRM, 4x4 Sudoku: lm loss %.4f -> %.4f", first / 10, last / 10))
-      assert.is_true(last < 0.5 * first, string.format("loss %.4f -> %.4f", first / 10, last / 10))
+      local r = model:step(carry, { inputs = inputs, labels = labels }, { train = true })
+      opt:step(LR * math.min(1, step / 20))
+      if step <= 10 then first = first + r.lm_loss / B end
+      if step > STEPS - 10 then last = last + r.lm_loss / B end
+   end
+   hrm.set_threads(threads)
+   print(string.format("\ntiny %s, 4x4 Sudoku: lm loss %.4f -> %.4f", name, first / 10, last / 10))
+   assert.is_true(last < 0.5 * first, string.format("loss %.4f -> %.4f", first / 10, last / 10))
+end
+
+describe("a tiny TRM on 4x4 Sudoku", function()
+   it("lowers its loss well below the start", function() smoke("TRM", {}) end)
+   it("lowers its loss well below the start with token mixing (TRM-MLP)", function()
+      smoke("TRM-MLP", { mlp_t = true, pos_encodings = "none" })
    end)
 end)

@@ -29,6 +29,7 @@ TRAJ_STEPS = mg.TRAJ_STEPS
 OPTIM = dict(mg.OPTIM)
 EMA_DECAY = 0.9       # large enough that an EMA equal to the weights, or to the init, fails
 TIE_TOL = mg.TIE_TOL
+COND_TOL = 3e-5       # fp32 vs fp64 trajectory, well inside the engine's 1e-4 parity tolerance
 
 BASE = dict(arch="trm", hidden_size=64, num_heads=2, expansion=4.0, H_layers=0, L_layers=2, H_cycles=2,
             L_cycles=3, halt_max_steps=3, halt_exploration_prob=0.0, pos_encodings="rope", rope_theta=10000.0,
@@ -40,14 +41,14 @@ FIXTURES = {
     # no positions, softmax, the default ceil(ndim / D) prefix
     "trm_none": dict(config=dict(BASE, pos_encodings="none", loss="softmax", puzzle_emb_ndim=64, puzzle_emb_len=0,
                                  H_cycles=3, L_cycles=2), seed=2025, q_bias=[0.35, 0.4]),
+    # TRM-MLP: token mixing over T = 18 (a SwiGLU of width 256 over the tokens), no positions
+    "trm_mlp": dict(config=dict(BASE, mlp_t=True, pos_encodings="none", puzzle_emb_len=2, puzzle_emb_ndim=64,
+                                H_cycles=1, L_cycles=2),
+                    seed=2030, q_bias=[0.25, -0.3]),
     # the baseline: 2 layers of 5 heads x 12 dims at hidden 64 (attention width 60), one call a segment
     "transformer": dict(config=dict(BASE, arch="transformer", num_heads=5, H_layers=2, L_layers=0, H_cycles=1,
                                     L_cycles=1, puzzle_emb_ndim=64, puzzle_emb_len=0, no_ACT_continue=False),
                         seed=2028, q_bias=[0.3, 0.3]),
-}
-OPTIONAL = {
-    "trm_mlp": dict(config=dict(BASE, mlp_t=True, pos_encodings="none", puzzle_emb_len=2, puzzle_emb_ndim=64),
-                    seed=2026, q_bias=[0.25, -0.3]),
 }
 
 
@@ -64,6 +65,37 @@ def check_first_update(what, head):
         tiny = (g > 0) & (g < 1e-8 * g.max())
         assert not tiny.any(), "%s: %s has %d gradient entries near 0 at the first update (e.g. %.2e)" % (
             what, n, int(tiny.sum()), g[tiny].min().item())
+
+
+def check_conditioning(what, head64, batches, traj_metrics, head32):
+    """The same trajectory in fp64 must stay within COND_TOL of the fp32 one (metrics and final
+    weights, relative to each tensor's largest magnitude): otherwise fp32 rounding alone, which
+    differs between implementations, would move it by a fair part of the parity tolerance."""
+    adam = ref.AdamATan2(head64.parameters(), lr=OPTIM["lr"], betas=(OPTIM["beta1"], OPTIM["beta2"]),
+                         weight_decay=OPTIM["weight_decay"])
+    sgd = ref.SparseEmbSignSGD(head64.model.inner.puzzle_emb, lr=OPTIM["puzzle_emb_lr"],
+                               weight_decay=OPTIM["puzzle_emb_weight_decay"])
+    head64.train()
+    carry = head64.initial_carry(batches[0])
+    worst = 0.0
+    for step, bt in enumerate(batches):
+        carry, total, metrics, _, _ = head64(carry, bt)
+        (total / B).backward()
+        sgd.step()
+        adam.step()
+        sgd.zero_grad()
+        adam.zero_grad()
+        m64, m32 = ref.metrics_vector(metrics), traj_metrics[step]
+        d = ((m64 - m32).abs() / m64.abs().clamp_min(1)).max().item()
+        worst = max(worst, d)
+        assert d < COND_TOL, "%s: trajectory step %d is ill-conditioned: fp32 and fp64 metrics differ by %.2e" % (
+            what, step, d)
+    p64 = dict(head64.named_parameters())
+    for n, p in head32.named_parameters():
+        d = ((p64[n].float() - p).abs().max() / p64[n].abs().max().clamp_min(1e-6)).item()
+        worst = max(worst, d)
+        assert d < COND_TOL, "%s: final %s differs by %.2e between fp32 and fp64" % (what, n, d)
+    print("%s: the fp32 trajectory stays within %.1e of fp64" % (what, worst))
 
 
 def check_finite_difference(head32, batch, cfg, name):
@@ -198,6 +230,7 @@ def make_fixture(name, spec, outdir):
     inner.puzzle_emb.local_weights.grad = None
 
     head.load_state_dict(init)
+    head64 = copy.deepcopy(head).double()
     adam = ref.AdamATan2(head.parameters(), lr=OPTIM["lr"], betas=(OPTIM["beta1"], OPTIM["beta2"]),
                          weight_decay=OPTIM["weight_decay"])
     sgd = ref.SparseEmbSignSGD(inner.puzzle_emb, lr=OPTIM["puzzle_emb_lr"],
@@ -222,6 +255,7 @@ def make_fixture(name, spec, outdir):
         traj_metrics.append(ref.metrics_vector(metrics))
         traj_halted.append(carry.halted.to(torch.int32))
     assert torch.equal(traj_metrics[0], train_metrics), "trajectory step 0 must equal the train step"
+    check_conditioning(name, head64, batches, traj_metrics, head)
     halted = torch.stack(traj_halted)
     assert 0 < int(halted.sum()) < halted.numel(), "%s: trajectory halting should be mixed" % name
     out["traj.inputs"] = torch.stack([b["inputs"] for b in batches])
@@ -268,13 +302,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "spec", "golden"))
-    ap.add_argument("--only", action="append", help="fixture name (repeatable): " +
-                    ", ".join(list(FIXTURES) + list(OPTIONAL)))
+    ap.add_argument("--only", action="append", help="fixture name (repeatable): " + ", ".join(FIXTURES))
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     os.makedirs(args.out, exist_ok=True)
-    todo = dict(FIXTURES, **OPTIONAL)
+    todo = FIXTURES
     names = args.only or list(FIXTURES)
     for name in names:
         make_fixture(name, todo[name], os.path.normpath(args.out))

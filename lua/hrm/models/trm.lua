@@ -6,7 +6,9 @@
 -- through all L_cycles + 1 calls: those calls simply go through the tape, which accumulates the
 -- shared weights' gradient over every call. The heads read y. Halting is the ACT wrapper's,
 -- with TRM's rule (q_halt > 0, no target-Q: no_ACT_continue). The layout of the store follows
--- the reference's state dict; build, embed and the heads are HRM's (hrm/models/hrm.lua).
+-- the reference's state dict; embed and the heads are as HRM's (hrm/models/hrm.lua). With
+-- mlp_t (TRM-MLP) each block mixes tokens with a SwiGLU over the sequence axis instead of
+-- attention (the block module's mlp_t option; RoPE tables are then unused, as in the reference).
 local nn = require "hrm.nn"
 local config = require "hrm.config"
 local HRM = require "hrm.models.hrm"
@@ -34,10 +36,7 @@ function TRM.build(cfg, store)
    end
    local block = { hidden_size = D, num_heads = cfg.num_heads, expansion = cfg.expansion,
                    rms_norm_eps = cfg.rms_norm_eps, tokens = T,
-                   rope = cfg.pos_encodings == "rope", rope_theta = cfg.rope_theta }
-   if cfg.mlp_t then
-      HRM.refuse("mlp_t = true (the token-mixing TRM) is not available yet in this build")
-   end
+                   rope = cfg.pos_encodings == "rope", rope_theta = cfg.rope_theta, mlp_t = cfg.mlp_t }
    net.L_level = nn.Reasoning(store, inner .. "L_level", cfg.L_layers, block)
    store:buffer(inner .. "H_init", { D }, { init = "trunc_normal", std = 1 })
    store:buffer(inner .. "L_init", { D }, { init = "trunc_normal", std = 1 })
