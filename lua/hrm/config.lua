@@ -149,9 +149,6 @@ local function merged(base, overrides)
    return t
 end
 
--- The reference architecture (27M parameters with puzzle_emb_ndim 512).
-function M.hrm_v1(overrides) return build(DEFAULTS, overrides, 3) end
-
 -- TRM (config/arch/trm.yaml): one 2-layer network, 3 x 6 recursions, 16 prefix positions,
 -- halting on q_halt > 0; H_layers is ignored. trm_mlp: the token-mixing variant (no positions).
 local TRM = merged(DEFAULTS, { arch = "trm", H_layers = 0, L_layers = 2, H_cycles = 3, L_cycles = 6,
@@ -163,18 +160,36 @@ function M.trm(overrides) return build(TRM, overrides, 3) end
 function M.trm_mlp(overrides) return build(TRM_MLP, overrides, 3) end
 function M.transformer(overrides) return build(TRANSFORMER, overrides, 3) end
 
--- A full config from a partial one: the defaults of its arch (trm, transformer; else hrm_v1).
-function M.complete(cfg)
-   local base = ({ trm = cfg.mlp_t and TRM_MLP or TRM, transformer = TRANSFORMER })[cfg.arch] or DEFAULTS
-   return build(base, cfg, 4)
+-- The defaults of a config's arch: trm (trm_mlp with mlp_t), transformer, else hrm_v1's.
+local function arch_base(cfg)
+   local arch = type(cfg) == "table" and cfg.arch or nil
+   if arch == "trm" then return cfg.mlp_t and TRM_MLP or TRM end
+   if arch == "transformer" then return TRANSFORMER end
+   return DEFAULTS
+end
+
+-- A full config from a partial one: the defaults of its arch with its fields over them.
+function M.complete(cfg) return build(arch_base(cfg), cfg, 4) end
+
+-- The reference architecture (27M parameters with puzzle_emb_ndim 512); with overrides.arch =
+-- "trm" or "transformer", that arch's reference config.
+function M.hrm_v1(overrides) return build(arch_base(overrides), overrides, 3) end
+
+-- The config fields that select an architecture by name: hrm, trm, trm_mlp, transformer (nil
+-- for another name; a model file's path is {arch = path}).
+function M.arch_fields(name)
+   return ({ hrm = { arch = "hrm" }, trm = { arch = "trm" },
+             trm_mlp = { arch = "trm", mlp_t = true, pos_encodings = "none" },
+             transformer = { arch = "transformer" } })[name]
 end
 
 -- CPU-sized presets: `small` trains in minutes to hours, `tiny` in seconds (tests, smoke runs).
 local SMALL = { hidden_size = 128, num_heads = 4, H_layers = 2, L_layers = 2 }
 local TINY = { hidden_size = 64, num_heads = 2, H_layers = 1, L_layers = 1, halt_max_steps = 4 }
 
-function M.small(overrides) return build(DEFAULTS, merged(SMALL, overrides), 3) end
-function M.tiny(overrides) return build(DEFAULTS, merged(TINY, overrides), 3) end
+-- Over the defaults of the overrides' arch: small{arch = "trm"} is a small TRM.
+function M.small(overrides) return build(arch_base(overrides), merged(SMALL, overrides), 3) end
+function M.tiny(overrides) return build(arch_base(overrides), merged(TINY, overrides), 3) end
 
 -- A preset by name: "tiny", "small", "hrm_v1", "trm", "trm_mlp" or "transformer".
 function M.preset(name, overrides)
