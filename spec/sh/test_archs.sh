@@ -3,7 +3,8 @@
 # model file (docs/examples/hrm_window2.lua), scripts/train.lua --arch trains a tiny model on
 # 4x4 Sudoku (with an EMA and evaluations), eval.lua evaluates it (EMA weights), solve.lua solves
 # a puzzle with the Q policy, and a run stopped halfway and resumed with --resume ends with the
-# same losses, weights and EMA as one run straight through. Also --arch user errors.
+# same losses, weights and EMA as one run straight through. Also weights in a .safetensors file
+# read with --config and --arch, and --arch user errors.
 # Usage: spec/sh/test_archs.sh path/to/hrm   (ctest passes the built binary)
 set -u
 HRM=$(readlink -f "${1:?usage: test_archs.sh path/to/hrm}")
@@ -60,6 +61,21 @@ for arch in trm trm_mlp transformer docs/examples/hrm_window2.lua; do
    cmp -s "$tmp/$name-a/last.hrm.ema.safetensors" "$tmp/$name-b/last.hrm.ema.safetensors" && ok ||
       bad "$name: resumed EMA differs"
 done
+
+# ---- a .safetensors file with --config and --arch (eval.lua, solve.lua) --------------------------------
+"$HRM" -e "local m = hrm.Model(hrm.config.tiny{ arch = 'trm', mlp_t = true, pos_encodings = 'none', vocab_size = 6,
+              seq_len = 16, hidden_size = 16, num_heads = 2 })
+           assert(m:save_safetensors('$tmp/trm_mlp.safetensors'))"
+SET="--set vocab_size=6 --set seq_len=16 --set hidden_size=16 --set num_heads=2"
+out=$($HRM scripts/eval.lua "$tmp/trm_mlp.safetensors" --config tiny --arch trm_mlp $SET --task sudoku --size 4 \
+      --generate 8 --threads 1 2>&1); rc=$?
+expect_out "eval safetensors --arch status" "0" "$rc"
+expect_has "eval safetensors --arch count" "8 puzzles" "$out"
+out=$($HRM scripts/solve.lua "$tmp/trm_mlp.safetensors" --config tiny --arch trm_mlp $SET --task sudoku --size 4 \
+      "1.3...1.4..2.3.." --no-color --threads 1 2>&1); rc=$?
+expect_out "solve safetensors --arch status" "0" "$rc"
+err=$($HRM scripts/eval.lua "$tmp/trm_mlp.safetensors" --config tiny $SET --task sudoku --size 4 --generate 8 2>&1); rc=$?
+expect_out "eval safetensors without --arch status" "1" "$rc"   # an HRM layout: the names do not match
 
 # ---- --arch user errors ----------------------------------------------------------------------------
 err=$($T --arch chess --generate 4 --steps 1 2>&1 >/dev/null); rc=$?
