@@ -140,17 +140,19 @@ int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *r
 
 int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,
                  const hrm_tensor *rows, int32_t n, const hrm_tensor *q, int32_t max_steps,
-                 double exploration_prob, int32_t train, hrm_rng *rng) {
+                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng) {
    HRM_CHECK(new_steps && new_halted && steps && q && rng, HRM_ERR_ARG,
              "act_halt: NULL argument");
    HRM_CHECK(max_steps >= 1, HRM_ERR_ARG, "act_halt: max_steps = %d must be >= 1", max_steps);
+   HRM_CHECK(rule == HRM_HALT_COMPARE || rule == HRM_HALT_POSITIVE, HRM_ERR_ARG,
+             "act_halt: rule = %d is not HRM_HALT_COMPARE (0) or HRM_HALT_POSITIVE (1)", rule);
    const int act = train && max_steps > 1;
    const float *qv = F32(q);
    for (int32_t i = 0; i < n; i++) {
       const int32_t s = I32(steps)[row_at(rows, i)] + 1;
       int h = s >= max_steps;
       if (act) {
-         h = h || (qv[2 * i] > qv[2 * i + 1]);
+         h = h || (qv[2 * i] > (rule == HRM_HALT_POSITIVE ? 0.0f : qv[2 * i + 1]));
          const double u = hrm_rng_uniform(rng);
          const int k = 2 + (int)floor(hrm_rng_uniform(rng) * (max_steps - 1));
          const int min_halt = u < exploration_prob ? k : 0;
@@ -326,7 +328,8 @@ int hrm_act_solve_update(int32_t *n_active, hrm_tensor *predictions, hrm_tensor 
          F32(q_halt)[r] = F32(q_halt_logits)[r];
          F32(q_continue)[r] = F32(q_continue_logits)[r];
          hrm_cpu_backend.argmax_forward(I32(predictions) + r * S, F32(logits) + r * S * V, S, V);
-         if (halt_q && F32(q_halt_logits)[r] > F32(q_continue_logits)[r]) a[r] = 0;
+         const float bar = halt_q == 2 ? 0.0f : F32(q_continue_logits)[r];
+         if (halt_q && F32(q_halt_logits)[r] > bar) a[r] = 0;
       }
       left += a[r] != 0;
    }

@@ -42,15 +42,19 @@ int hrm_config_check(const hrm_config *c) {
    HRM_CHECK(c, HRM_ERR_ARG, "config is NULL");
    HRM_CHECK(c->hidden_size >= 1 && c->hidden_size <= 65536, HRM_ERR_ARG,
              "config.hidden_size = %d must be in 1..65536", c->hidden_size);
-   HRM_CHECK(c->num_heads >= 1 && c->hidden_size % c->num_heads == 0, HRM_ERR_ARG,
-             "config.num_heads = %d must be >= 1 and divide hidden_size = %d", c->num_heads,
+   /* head dim = hidden_size / num_heads rounded down, as the reference's Attention: the
+    * attention width num_heads x head_dim may be below hidden_size (12 heads at 512: 504) */
+   HRM_CHECK(c->num_heads >= 1 && c->num_heads <= c->hidden_size, HRM_ERR_ARG,
+             "config.num_heads = %d must be in 1..hidden_size (%d)", c->num_heads,
              c->hidden_size);
    HRM_CHECK(isfinite(c->expansion) && c->expansion > 0.0 && c->expansion <= 64.0, HRM_ERR_ARG,
              "config.expansion = %g must be in (0, 64]", c->expansion);
-   HRM_CHECK(c->H_layers >= 1 && c->H_layers <= 1024, HRM_ERR_ARG,
-             "config.H_layers = %d must be in 1..1024", c->H_layers);
-   HRM_CHECK(c->L_layers >= 1 && c->L_layers <= 1024, HRM_ERR_ARG,
-             "config.L_layers = %d must be in 1..1024", c->L_layers);
+   /* 0 is allowed: a model that uses one level ignores the other (TRM's H_layers: 0); the model
+    * file refuses a level it uses with no layers */
+   HRM_CHECK(c->H_layers >= 0 && c->H_layers <= 1024, HRM_ERR_ARG,
+             "config.H_layers = %d must be in 0..1024", c->H_layers);
+   HRM_CHECK(c->L_layers >= 0 && c->L_layers <= 1024, HRM_ERR_ARG,
+             "config.L_layers = %d must be in 0..1024", c->L_layers);
    HRM_CHECK(c->H_cycles >= 1 && c->H_cycles <= 1024, HRM_ERR_ARG,
              "config.H_cycles = %d must be in 1..1024", c->H_cycles);
    HRM_CHECK(c->L_cycles >= 1 && c->L_cycles <= 1024, HRM_ERR_ARG,

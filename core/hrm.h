@@ -180,7 +180,7 @@ enum hrm_loss_kind { HRM_LOSS_STABLEMAX = 0, HRM_LOSS_SOFTMAX = 1 };
 /* Field names are the reference's (config/arch/hrm_v1.yaml); Lua fills it from a table. */
 typedef struct hrm_config {
    int32_t hidden_size;            /* D */
-   int32_t num_heads;              /* NH, D % NH == 0 */
+   int32_t num_heads;              /* NH <= D; head dim D / NH rounded down */
    double expansion;               /* SwiGLU width factor */
    int32_t H_layers;
    int32_t L_layers;
@@ -280,12 +280,17 @@ enum hrm_module_kind { HRM_MODULE_EMBEDDING = 0, HRM_MODULE_PUZZLE_EMBEDDING = 1
 
 typedef struct hrm_block_config {
    int32_t hidden_size;     /* D */
-   int32_t num_heads;       /* NH, D % NH == 0 */
+   int32_t num_heads;       /* NH */
    double expansion;        /* SwiGLU width factor */
    double rms_norm_eps;
    int32_t rope;            /* 1: rotary positions over `tokens` positions */
    int32_t tokens;          /* T (RoPE tables) */
    double rope_theta;
+   int32_t head_dim;        /* HD; 0: D / NH rounded down. The attention width NH·HD may differ
+                               from D (qkv_proj D -> 3·NH·HD, o_proj NH·HD -> D) */
+   int32_t mlp_t;           /* 1: TRM-MLP's token mixing in place of attention: a SwiGLU over the
+                               T axis (`mlp_t.*`, T -> 2·IT -> T), its residual and RMSNorm taken
+                               transposed (the norm over T); num_heads and RoPE are then unused */
 } hrm_block_config;
 
 /* `name.embedding_weight` (rows, dim), truncated normal with std init_std. */
@@ -381,12 +386,15 @@ int hrm_act_reset(const hrm_act_carry *c, const hrm_batch *batch, const hrm_tens
  * dimension; rows NULL means rows[i] = i. */
 int hrm_rows_gather(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n);
 int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *rows, int32_t n);
+/* The Q halting rule: HRM's q_halt > q_continue, or TRM's q_halt > 0 (no_ACT_continue). */
+enum hrm_halt_rule { HRM_HALT_COMPARE = 0, HRM_HALT_POSITIVE = 1 };
 /* Halting (spec §2.2) of n rows: new_steps = steps[row] + 1; halted at max_steps, and in
- * training with max_steps > 1 also when q_halt > q_continue unless an exploration draw (two
- * uniforms a row, in row order) sets a minimum. q (n, 2) = [q_halt, q_continue]. */
+ * training with max_steps > 1 also when the rule holds (q_halt > q_continue, or q_halt > 0)
+ * unless an exploration draw (two uniforms a row, in row order) sets a minimum.
+ * q (n, 2) = [q_halt, q_continue]. */
 int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,
                  const hrm_tensor *rows, int32_t n, const hrm_tensor *q, int32_t max_steps,
-                 double exploration_prob, int32_t train, hrm_rng *rng);
+                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng);
 /* target (n) = sigmoid(q_halt' if new_steps >= max_steps else max(q_halt', q_continue')) from
  * the next segment's q' (n, 2). */
 int hrm_act_target_q(hrm_tensor *target, const hrm_tensor *q_next, const hrm_tensor *new_steps,
@@ -406,8 +414,8 @@ int hrm_act_commit(const hrm_act_carry *c, const hrm_tensor *new_steps,
                    hrm_tensor *logits_out, hrm_tensor *q_halt_out, hrm_tensor *q_continue_out,
                    const hrm_tensor *logits, const hrm_tensor *q);
 /* Inference bookkeeping after a segment: every active row (active (B) u8) records segment,
- * argmax predictions (B, S) of logits (B, S, V), its Q values; halt_q stops rows whose
- * q_halt > q_continue. [OUT] n_active: rows still active. */
+ * argmax predictions (B, S) of logits (B, S, V), its Q values; halt_q 1 stops rows whose
+ * q_halt > q_continue, 2 rows whose q_halt > 0 (0: none). [OUT] n_active: rows still active. */
 int hrm_act_solve_update(int32_t *n_active, hrm_tensor *predictions, hrm_tensor *steps,
                          hrm_tensor *q_halt, hrm_tensor *q_continue, hrm_tensor *active,
                          const hrm_tensor *logits, const hrm_tensor *q_halt_logits,

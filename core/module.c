@@ -36,7 +36,7 @@ static int module_alloc(hrm_module **out, int32_t kind, hrm_params *p, const cha
    m->refs = 1;
    m->store = p;
    p->refs++;
-   m->w = m->b = m->qkv = m->o = m->gate_up = m->down = -1;
+   m->w = m->b = m->qkv = m->o = m->gate_up = m->down = m->tgu = m->tdown = -1;
    snprintf(m->name, sizeof m->name, "%s", name ? name : "");
    *out = m;
    return HRM_OK;
@@ -125,7 +125,7 @@ int hrm_module_input_embedding(hrm_module **out, hrm_module *tokens, hrm_module 
    m->refs = 1;
    m->store = tokens->store;
    m->store->refs++;
-   m->w = m->b = m->qkv = m->o = m->gate_up = m->down = -1;
+   m->w = m->b = m->qkv = m->o = m->gate_up = m->down = m->tgu = m->tdown = -1;
    snprintf(m->name, sizeof m->name, "%s", tokens->name);
    m->tokens = tokens;
    tokens->refs++;
@@ -166,41 +166,74 @@ int hrm_module_linear(hrm_module **out, hrm_params *p, const char *name, int32_t
 
 static int check_block_config(const hrm_block_config *c, const char *name) {
    HRM_CHECK(c, HRM_ERR_ARG, "block '%s': config is NULL", name);
-   HRM_CHECK(c->hidden_size >= 1 && c->num_heads >= 1 && c->hidden_size % c->num_heads == 0,
-             HRM_ERR_ARG, "block '%s': hidden_size %d is not a multiple of num_heads %d", name,
-             c->hidden_size, c->num_heads);
+   HRM_CHECK(c->mlp_t == 0 || c->mlp_t == 1, HRM_ERR_ARG, "block '%s': mlp_t %d is not 0 or 1",
+             name, c->mlp_t);
+   HRM_CHECK(c->hidden_size >= 1, HRM_ERR_ARG, "block '%s': hidden_size %d must be >= 1", name,
+             c->hidden_size);
    HRM_CHECK(c->expansion > 0 && c->expansion <= 64, HRM_ERR_ARG,
              "block '%s': expansion %g is not in (0, 64]", name, c->expansion);
    HRM_CHECK(c->rms_norm_eps > 0 && c->rms_norm_eps < 1, HRM_ERR_ARG,
              "block '%s': rms_norm_eps %g is not in (0, 1)", name, c->rms_norm_eps);
    HRM_CHECK(c->tokens >= 1, HRM_ERR_ARG, "block '%s': tokens %d must be >= 1", name, c->tokens);
-   HRM_CHECK(!c->rope || ((c->hidden_size / c->num_heads) % 2 == 0 && c->rope_theta > 0),
+   if (c->mlp_t) return HRM_OK;  // no attention: heads and RoPE are unused
+   HRM_CHECK(c->hidden_size >= 1 && c->num_heads >= 1 && c->head_dim >= 0 &&
+                (c->head_dim > 0 || c->num_heads <= c->hidden_size),
+             HRM_ERR_ARG, "block '%s': num_heads %d (head_dim %d) gives no head dimension at "
+             "hidden_size %d", name, c->num_heads, c->head_dim, c->hidden_size);
+   HRM_CHECK((int64_t)c->num_heads * (c->head_dim > 0 ? c->head_dim : c->hidden_size / c->num_heads)
+                <= 1 << 20, HRM_ERR_ARG, "block '%s': attention width num_heads x head_dim is "
+             "above 1048576", name);
+   HRM_CHECK(!c->rope || ((c->head_dim > 0 ? c->head_dim : c->hidden_size / c->num_heads) % 2 == 0 &&
+                          c->rope_theta > 0),
              HRM_ERR_ARG, "block '%s': RoPE needs an even head size and rope_theta > 0", name);
    return HRM_OK;
+}
+
+/* The token-mixing block needs the transpose op, which not every backend has yet. */
+static int check_block_device(const hrm_block_config *c, const hrm_params *p, const char *name) {
+   HRM_CHECK(!c->mlp_t || (p && p->be->transpose_forward), HRM_ERR_DEVICE,
+             "block '%s': the token-mixing block (mlp_t) has no kernels on the %s backend yet "
+             "---> HINT: build this model on the CPU", name, p ? p->be->name : "?");
+   return HRM_OK;
+}
+
+/* Widths a block derives from its config. */
+static void block_widths(hrm_module *m, const hrm_block_config *cfg) {
+   const int D = cfg->hidden_size;
+   m->I = hrm_swiglu_inter(D, cfg->expansion);
+   m->HD = cfg->mlp_t ? 0 : cfg->head_dim > 0 ? cfg->head_dim : D / cfg->num_heads;
+   m->A = cfg->mlp_t ? 0 : cfg->num_heads * m->HD;
+   m->IT = cfg->mlp_t ? hrm_swiglu_inter(cfg->tokens, cfg->expansion) : 0;
 }
 
 int hrm_module_block(hrm_module **out, hrm_params *p, const char *name,
                      const hrm_block_config *cfg) {
    HRM_TRY(check_block_config(cfg, name ? name : ""));
+   HRM_TRY(check_block_device(cfg, p, name ? name : ""));
    hrm_module *m;
    HRM_TRY(module_alloc(&m, HRM_MODULE_BLOCK, p, name));
    m->bc = *cfg;
-   const int D = cfg->hidden_size;
-   m->I = hrm_swiglu_inter(D, cfg->expansion);
-   m->HD = D / cfg->num_heads;
+   const int D = cfg->hidden_size, T = cfg->tokens;
+   block_widths(m, cfg);
    int rc = HRM_OK;
-   if (cfg->rope) {
+   if (cfg->rope && !cfg->mlp_t) {
       m->rope_cos = malloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
       m->rope_sin = malloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
       if (!m->rope_cos || !m->rope_sin) rc = HRM_FAIL(HRM_ERR_MEMORY, "block: out of memory");
       else hrm_cpu_rope_tables(m->rope_cos, m->rope_sin, cfg->tokens, m->HD, cfg->rope_theta);
    }
-   if (rc == HRM_OK)
-      rc = declare(&m->qkv, m, "self_attn.qkv_proj.weight", HRM_KIND_PARAM, 2, 3 * D, D,
+   if (rc == HRM_OK && cfg->mlp_t) /* the reference's order: mlp_t, then mlp */
+      rc = declare(&m->tgu, m, "mlp_t.gate_up_proj.weight", HRM_KIND_PARAM, 2, 2 * m->IT, T,
                    HRM_INIT_LECUN, 0);
-   if (rc == HRM_OK)
-      rc = declare(&m->o, m, "self_attn.o_proj.weight", HRM_KIND_PARAM, 2, D, D, HRM_INIT_LECUN,
-                   0);
+   if (rc == HRM_OK && cfg->mlp_t)
+      rc = declare(&m->tdown, m, "mlp_t.down_proj.weight", HRM_KIND_PARAM, 2, T, m->IT,
+                   HRM_INIT_LECUN, 0);
+   if (rc == HRM_OK && !cfg->mlp_t)
+      rc = declare(&m->qkv, m, "self_attn.qkv_proj.weight", HRM_KIND_PARAM, 2, 3 * m->A, D,
+                   HRM_INIT_LECUN, 0);
+   if (rc == HRM_OK && !cfg->mlp_t)
+      rc = declare(&m->o, m, "self_attn.o_proj.weight", HRM_KIND_PARAM, 2, D, m->A,
+                   HRM_INIT_LECUN, 0);
    if (rc == HRM_OK)
       rc = declare(&m->gate_up, m, "mlp.gate_up_proj.weight", HRM_KIND_PARAM, 2, 2 * m->I, D,
                    HRM_INIT_LECUN, 0);
@@ -220,11 +253,11 @@ int hrm_module_reasoning(hrm_module **out, hrm_params *p, const char *name, int3
    HRM_CHECK(layers >= 1 && layers <= 256, HRM_ERR_ARG,
              "reasoning module '%s': layers %d is not in 1..256", name ? name : "", layers);
    HRM_TRY(check_block_config(cfg, name ? name : ""));
+   HRM_TRY(check_block_device(cfg, p, name ? name : ""));
    hrm_module *m;
    HRM_TRY(module_alloc(&m, HRM_MODULE_REASONING, p, name));
    m->bc = *cfg;
-   m->I = hrm_swiglu_inter(cfg->hidden_size, cfg->expansion);
-   m->HD = cfg->hidden_size / cfg->num_heads;
+   block_widths(m, cfg);
    m->blocks = calloc((size_t)layers, sizeof *m->blocks);
    if (!m->blocks) {
       hrm_module_free(m);
@@ -256,7 +289,8 @@ int64_t hrm_module_num_parameters(const hrm_module *m) {
    if (!m) return 0;
    const hrm_params *p = m->store;
    int64_t n = numel_of(p, m->w) + numel_of(p, m->b) + numel_of(p, m->qkv) + numel_of(p, m->o) +
-               numel_of(p, m->gate_up) + numel_of(p, m->down);
+               numel_of(p, m->gate_up) + numel_of(p, m->down) + numel_of(p, m->tgu) +
+               numel_of(p, m->tdown);
    for (int32_t i = 0; i < m->nblocks; i++) n += hrm_module_num_parameters(m->blocks[i]);
    n += hrm_module_num_parameters(m->tokens) + hrm_module_num_parameters(m->positions) +
         hrm_module_num_parameters(m->puzzle);
@@ -392,10 +426,15 @@ static float *take(float *base, size_t *off, size_t n) {
 
 static void take_acts(float *base, size_t *off, hrm_block_acts *r, const hrm_module *m, size_t B) {
    const size_t D = (size_t)m->bc.hidden_size, I = (size_t)m->I, T = (size_t)m->bc.tokens;
-   const size_t BT = B * T;
-   r->qkv = take(base, off, BT * 3 * D);
-   r->att = take(base, off, B * (size_t)m->bc.num_heads * T * T);
-   r->atty = take(base, off, BT * D);
+   const size_t A = (size_t)m->A, BT = B * T, IT = (size_t)m->IT, tok = m->bc.mlp_t ? 1 : 0;
+   r->qkv = take(base, off, BT * 3 * A);
+   r->att = take(base, off, tok ? 0 : B * (size_t)m->bc.num_heads * T * T);
+   r->atty = take(base, off, BT * A);
+   r->tx = take(base, off, tok * BT * D);
+   r->tgu = take(base, off, B * D * 2 * IT);
+   r->tact = take(base, off, B * D * IT);
+   r->tnorm = take(base, off, tok * BT * D);
+   r->trstd = take(base, off, tok * B * D);
    r->h1 = take(base, off, BT * D);
    r->rstd1 = take(base, off, BT);
    r->gu = take(base, off, BT * 2 * I);
@@ -470,27 +509,61 @@ static void add_rmsnorm(const hrm_backend *be, float *out, float *rstd, const fl
    }
 }
 
-/* One post-norm block (spec §1.5); `in` may alias r->h2 (untaped reuse); the output is r->h2. */
+static void attention_sublayer_forward(const hrm_module *m, hrm_block_acts *r, float *tmp,
+                                       const float *in, int B);
+static void token_mix_forward(const hrm_module *m, hrm_block_acts *r, float *tmp, const float *in,
+                              int B);
+
+/* One post-norm block (spec §1.9): its token mixer (attention, or TRM-MLP's token SwiGLU) then
+ * the channel SwiGLU; `in` may alias r->h2 (untaped reuse); the output is r->h2. */
 static void block_forward(const hrm_module *m, hrm_block_acts *r, float *tmp, const float *in,
                           int B) {
    const hrm_params *p = m->store;
    const hrm_backend *be = p->be;
-   const int D = m->bc.hidden_size, I = m->I, T = m->bc.tokens, NH = m->bc.num_heads, HD = m->HD;
+   const int D = m->bc.hidden_size, I = m->I, T = m->bc.tokens;
+   const int64_t N = (int64_t)B * T;
+   if (m->bc.mlp_t) token_mix_forward(m, r, tmp, in, B);
+   else attention_sublayer_forward(m, r, tmp, in, B);
+   be->linear_forward(r->gu, r->h1, hrm_params_value_ptr(p, m->gate_up), NULL, N, D, 2 * I);
+   be->swiglu_forward(r->act, r->gu, N, I);
+   be->linear_forward(tmp, r->act, hrm_params_value_ptr(p, m->down), NULL, N, I, D);
+   add_rmsnorm(be, r->h2, r->rstd2, r->h1, tmp, N, D, (float)m->bc.rms_norm_eps);
+}
+
+/* h1 = rms_norm(in + attn(in)) over D (spec §1.9). */
+static void attention_sublayer_forward(const hrm_module *m, hrm_block_acts *r, float *tmp,
+                                       const float *in, int B) {
+   const hrm_params *p = m->store;
+   const hrm_backend *be = p->be;
+   const int D = m->bc.hidden_size, T = m->bc.tokens, NH = m->bc.num_heads, HD = m->HD;
+   const int A = m->A;
    const int64_t N = (int64_t)B * T;
    const float eps = (float)m->bc.rms_norm_eps;
-   be->linear_forward(r->qkv, in, hrm_params_value_ptr(p, m->qkv), NULL, N, D, 3 * D);
+   be->linear_forward(r->qkv, in, hrm_params_value_ptr(p, m->qkv), NULL, N, D, 3 * A);
    if (m->rope_cos && be->rope_attention_forward) {
       be->rope_attention_forward(r->atty, r->att, r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
    } else {
       if (m->rope_cos) be->rope_forward(r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
       be->attention_forward(r->atty, r->att, r->qkv, B, T, NH, HD);
    }
-   be->linear_forward(tmp, r->atty, hrm_params_value_ptr(p, m->o), NULL, N, D, D);
+   be->linear_forward(tmp, r->atty, hrm_params_value_ptr(p, m->o), NULL, N, A, D);
    add_rmsnorm(be, r->h1, r->rstd1, in, tmp, N, D, eps);
-   be->linear_forward(r->gu, r->h1, hrm_params_value_ptr(p, m->gate_up), NULL, N, D, 2 * I);
-   be->swiglu_forward(r->act, r->gu, N, I);
-   be->linear_forward(tmp, r->act, hrm_params_value_ptr(p, m->down), NULL, N, I, D);
-   add_rmsnorm(be, r->h2, r->rstd2, r->h1, tmp, N, D, eps);
+}
+
+/* TRM-MLP (HRM_SPEC §8.2): h1 = (rms_norm_T(x + mlp_t(x)))ᵀ with x = inᵀ (B, D, T): a SwiGLU
+ * over the token axis, the residual and the norm taken while transposed. tmp is (B, D, T). */
+static void token_mix_forward(const hrm_module *m, hrm_block_acts *r, float *tmp, const float *in,
+                              int B) {
+   const hrm_params *p = m->store;
+   const hrm_backend *be = p->be;
+   const int D = m->bc.hidden_size, T = m->bc.tokens, IT = m->IT;
+   const int64_t ND = (int64_t)B * D;
+   be->transpose_forward(r->tx, in, B, T, D);
+   be->linear_forward(r->tgu, r->tx, hrm_params_value_ptr(p, m->tgu), NULL, ND, T, 2 * IT);
+   be->swiglu_forward(r->tact, r->tgu, ND, IT);
+   be->linear_forward(tmp, r->tact, hrm_params_value_ptr(p, m->tdown), NULL, ND, IT, T);
+   add_rmsnorm(be, r->tnorm, r->trstd, r->tx, tmp, ND, T, (float)m->bc.rms_norm_eps);
+   be->transpose_forward(r->h1, r->tnorm, B, D, T);
 }
 
 /* dst = in[0] + (in[1] + (... + in[n-1])): the input injection, summed right to left. */
@@ -583,14 +656,20 @@ static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, i
    case HRM_MODULE_REASONING: {
       const size_t B = (size_t)in[0]->shape[0], T = (size_t)m->bc.tokens;
       const size_t D = (size_t)m->bc.hidden_size, I = (size_t)m->I, BT = B * T;
+      const size_t A = (size_t)m->A, W = A > D ? A : D;
       size_t off = 0;
       if (backward) {
-         take(NULL, &off, BT * D);                             // dh
-         take(NULL, &off, BT * D);                             // dh2
-         take(NULL, &off, BT * 3 * D);                         // dqkv
+         const size_t tok = m->bc.mlp_t ? 1 : 0, IT = (size_t)m->IT;
+         take(NULL, &off, BT * W);                             // dh
+         take(NULL, &off, BT * W);                             // dh2
+         take(NULL, &off, BT * 3 * A);                         // dqkv
          take(NULL, &off, BT * 2 * I);                         // dgu
          take(NULL, &off, BT * I);                             // dact
-         take(NULL, &off, B * (size_t)m->bc.num_heads * T * T); // datt
+         take(NULL, &off, tok ? 0 : B * (size_t)m->bc.num_heads * T * T); // datt
+         take(NULL, &off, tok * BT * D);                       // dT
+         take(NULL, &off, tok * BT * D);                       // dS
+         take(NULL, &off, B * D * 2 * IT);                     // dtgu
+         take(NULL, &off, B * D * IT);                         // dtact
       } else {
          hrm_block_acts r;
          take(NULL, &off, BT * D);                             // tmp
@@ -690,6 +769,7 @@ int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *
 
 typedef struct back_scratch {
    float *dh, *dh2, *dqkv, *dgu, *dact, *datt;
+   float *dT, *dS, *dtgu, *dtact;  // the token-mixing sublayer (mlp_t)
 } back_scratch;
 
 /* dout (B, T, D) is the gradient of the block output and doubles as scratch; din receives the
@@ -699,17 +779,31 @@ static void block_backward(const hrm_module *m, const hrm_block_acts *r, const f
    const hrm_params *p = m->store;
    const hrm_backend *be = p->be;
    const int D = m->bc.hidden_size, I = m->I, T = m->bc.tokens, NH = m->bc.num_heads, HD = m->HD;
+   const int A = m->A;
    const int64_t N = (int64_t)B * T;
-   float *dA = dout;  // (B, T, D) reused in place
+   float *dA = dout;  // (B, T, max(D, A)) reused in place
    be->rmsnorm_backward(dA, dout, r->h2, r->rstd2, N, D);  // d(h1 + mlp)
    be->linear_backward(w->dact, hrm_params_grad_ptr(p, m->down), NULL, dA, r->act,
                        hrm_params_value_ptr(p, m->down), N, I, D, 0.0f);
    be->swiglu_backward(w->dgu, w->dact, r->gu, N, I);
    be->linear_backward(dA, hrm_params_grad_ptr(p, m->gate_up), NULL, w->dgu, r->h1,
                        hrm_params_value_ptr(p, m->gate_up), N, D, 2 * I, 1.0f);
+   if (m->bc.mlp_t) { /* dA = d h1: back through the transposed norm, token SwiGLU, residual */
+      const int IT = m->IT;
+      const int64_t ND = (int64_t)B * D;
+      be->transpose_forward(w->dT, dA, B, T, D);                        // (B, D, T) d tnorm
+      be->rmsnorm_backward(w->dS, w->dT, r->tnorm, r->trstd, ND, T);    // d(tx + mlp_t(tx))
+      be->linear_backward(w->dtact, hrm_params_grad_ptr(p, m->tdown), NULL, w->dS, r->tact,
+                          hrm_params_value_ptr(p, m->tdown), ND, IT, T, 0.0f);
+      be->swiglu_backward(w->dtgu, w->dtact, r->tgu, ND, IT);
+      be->linear_backward(w->dS, hrm_params_grad_ptr(p, m->tgu), NULL, w->dtgu, r->tx,
+                          hrm_params_value_ptr(p, m->tgu), ND, T, 2 * IT, 1.0f);  // d tx
+      be->transpose_forward(din, w->dS, B, D, T);
+      return;
+   }
    be->rmsnorm_backward(din, dA, r->h1, r->rstd1, N, D);  // d(in + attn)
    be->linear_backward(dA, hrm_params_grad_ptr(p, m->o), NULL, din, r->atty,
-                       hrm_params_value_ptr(p, m->o), N, D, D, 0.0f);
+                       hrm_params_value_ptr(p, m->o), N, A, D, 0.0f);
    if (m->rope_cos && be->rope_attention_backward) {
       be->rope_attention_backward(w->dqkv, w->datt, dA, r->qkv, r->att, m->rope_cos, m->rope_sin,
                                   B, T, NH, HD);
@@ -718,7 +812,7 @@ static void block_backward(const hrm_module *m, const hrm_block_acts *r, const f
       if (m->rope_cos) be->rope_backward(w->dqkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
    }
    be->linear_backward(din, hrm_params_grad_ptr(p, m->qkv), NULL, w->dqkv, in,
-                       hrm_params_value_ptr(p, m->qkv), N, D, 3 * D, 1.0f);
+                       hrm_params_value_ptr(p, m->qkv), N, D, 3 * A, 1.0f);
 }
 
 /* dst = src (accumulate 0) or dst += src (1), n floats. */
@@ -737,13 +831,19 @@ static int blocks_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in
    back_scratch w;
    size_t off = 0;
    const size_t BT = (size_t)B * (size_t)m->bc.tokens, D = (size_t)m->bc.hidden_size;
-   w.dh = take(scratch, &off, BT * D);
-   w.dh2 = take(scratch, &off, BT * D);
-   w.dqkv = take(scratch, &off, BT * 3 * D);
+   const size_t A = (size_t)m->A, W = A > D ? A : D;
+   w.dh = take(scratch, &off, BT * W);
+   w.dh2 = take(scratch, &off, BT * W);
+   w.dqkv = take(scratch, &off, BT * 3 * A);
    w.dgu = take(scratch, &off, BT * 2 * (size_t)m->I);
    w.dact = take(scratch, &off, BT * (size_t)m->I);
-   w.datt = take(scratch, &off, (size_t)B * (size_t)m->bc.num_heads * (size_t)m->bc.tokens *
-                                   (size_t)m->bc.tokens);
+   const size_t tok = m->bc.mlp_t ? 1 : 0, IT = (size_t)m->IT;
+   w.datt = take(scratch, &off, tok ? 0 : (size_t)B * (size_t)m->bc.num_heads *
+                                             (size_t)m->bc.tokens * (size_t)m->bc.tokens);
+   w.dT = take(scratch, &off, tok * BT * D);
+   w.dS = take(scratch, &off, tok * BT * D);
+   w.dtgu = take(scratch, &off, (size_t)B * D * 2 * IT);
+   w.dtact = take(scratch, &off, (size_t)B * D * IT);
    float *cur = w.dh, *other = w.dh2;
    memcpy(cur, dout, sizeof(float) * (size_t)BTD);  // the caller's gradient stays intact
    const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;

@@ -19,12 +19,14 @@ struct hrm_module {
    /* parameter indices in the store (-1: none) */
    int32_t w, b;                   // embedding table / linear weight; linear bias
    int32_t qkv, o, gate_up, down;  // block
+   int32_t tgu, tdown;             // block with mlp_t: the token SwiGLU's gate_up and down
    /* embedding (rows, dim); linear (in -> out) over tokens [first, first + count), 0: all */
    int32_t rows, dim;
    int32_t in, out, first, count;
    /* block */
    hrm_block_config bc;
-   int32_t I, HD;
+   int32_t I, HD, A;               // SwiGLU width, head dim, attention width NH·HD
+   int32_t IT;                     // mlp_t: the token SwiGLU's width (from T)
    float *rope_cos, *rope_sin;     // (T, HD), NULL without RoPE
    /* reasoning */
    int32_t nblocks;

@@ -97,6 +97,10 @@ void hrm_cpu_swiglu_backward(float *dgu, const float *dout, const float *gu, int
 /* out (n) = a + b; out may alias a or b. */
 void hrm_cpu_residual_forward(float *out, const float *a, const float *b, int64_t n);
 
+/* out (B, C, R) = in (B, R, C) with each batch's matrix transposed (out must not alias in).
+ * Its backward is the same op with R and C swapped. */
+void hrm_cpu_transpose_forward(float *out, const float *in, int B, int R, int C);
+
 /* Stablemax cross-entropy in float64: losses (N) = -log_stablemax(logits (N, V))[label],
  * 0 where label == -100. */
 void hrm_cpu_stablemax_ce_forward(double *losses, const float *logits, const int32_t *labels,
@@ -160,6 +164,9 @@ typedef struct hrm_backend {
    void (*swiglu_forward)(float *, const float *, int64_t, int);
    void (*swiglu_backward)(float *, const float *, const float *, int64_t, int);
    void (*residual_forward)(float *, const float *, const float *, int64_t);
+   /* the token-mixing block's (B, R, C) -> (B, C, R); NULL where a backend lacks it (the block
+    * then refuses that device) */
+   void (*transpose_forward)(float *, const float *, int, int, int);
    void (*stablemax_ce_forward)(double *, const float *, const int32_t *, int64_t, int);
    void (*stablemax_ce_backward)(float *, const double *, const float *, const int32_t *, int64_t,
                                  int);
@@ -200,6 +207,12 @@ typedef struct hrm_block_acts {
    float *act;    // (B, T, I) silu(gate) · up
    float *h2;     // (B, T, D) block output rms_norm(h1 + mlp)
    float *rstd2;  // (B, T)
+   /* the token-mixing sublayer (mlp_t) in place of attention; IT its SwiGLU width */
+   float *tx;     // (B, D, T) the block input, transposed
+   float *tgu;    // (B, D, 2IT) token gate_up output
+   float *tact;   // (B, D, IT) silu(gate) · up
+   float *tnorm;  // (B, D, T) rms_norm over T of tx + token mlp (h1 transposed)
+   float *trstd;  // (B, D)
 } hrm_block_acts;
 
 /* One declared tensor of a store. */

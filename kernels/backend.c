@@ -23,6 +23,7 @@ const hrm_backend hrm_cuda_backend = {
    .swiglu_forward = hrm_cuda_swiglu_forward,
    .swiglu_backward = hrm_cuda_swiglu_backward,
    .residual_forward = hrm_cuda_residual_forward,
+   .transpose_forward = hrm_cuda_transpose_forward,
    .stablemax_ce_forward = hrm_cuda_stablemax_ce_forward,
    .stablemax_ce_backward = hrm_cuda_stablemax_ce_backward,
    .softmax_ce_forward = hrm_cuda_softmax_ce_forward,

@@ -93,6 +93,8 @@ void hrm_cuda_attention_backward(float *dqkv, float *datt, const float *dout, co
 void hrm_cuda_swiglu_forward(float *out, const float *gu, int64_t N, int I);
 void hrm_cuda_swiglu_backward(float *dgu, const float *dout, const float *gu, int64_t N, int I);
 void hrm_cuda_residual_forward(float *out, const float *a, const float *b, int64_t n);
+/* out (B, C, R) = in (B, R, C) transposed per batch (the token-mixing block). */
+void hrm_cuda_transpose_forward(float *out, const float *in, int B, int R, int C);
 void hrm_cuda_stablemax_ce_forward(double *losses, const float *logits, const int32_t *labels,
                                    int64_t N, int V);
 void hrm_cuda_stablemax_ce_backward(float *dlogits, const double *dloss, const float *logits,

@@ -1,6 +1,7 @@
 /* layers.cu — the pointwise and row-wise layers on the GPU: input embedding (gather/scatter,
  * puzzle prefix, learned positions, √D scale), RMSNorm (plain and fused with the residual add),
- * RoPE (half-split), SwiGLU and the residual add.
+ * RoPE (half-split), SwiGLU, the residual add and the batched transpose of the token-mixing
+ * block (TRM-MLP).
  *
  * Same contracts as core/cpu/ (see nn.h). Row reductions (RMSNorm) use one warp per row in
  * fp32. The token-table gradient is a scatter-add with atomics, so its summation order (and
@@ -281,5 +282,35 @@ extern "C" void hrm_cuda_residual_forward(float *out, const float *a, const floa
    if (n <= 0) return;
    HRM_READY();
    residual_forward_kernel1<<<hrm_blocks(n, 256), 256, 0, hrm_cuda_stream()>>>(out, a, b, n);
+   HRM_LAUNCHED();
+}
+
+/* ---- batched transpose (the token-mixing block) ---------------------------------------------- */
+
+// out (B, C, R) = in (B, R, C)ᵀ per batch, through a 32 x 33 shared tile (no bank conflicts);
+// grid (ceil(C/32), ceil(R/32), B), block (32, 8)
+static __global__ void transpose_forward_kernel1(float *out, const float *in, int R, int C) {
+   __shared__ float tile[32][33];
+   const int64_t b = blockIdx.z;
+   const float *src = in + b * (int64_t)R * C;
+   float *dst = out + b * (int64_t)R * C;
+   const int c = blockIdx.x * 32 + threadIdx.x;
+   for (int k = threadIdx.y; k < 32; k += 8) {
+      const int r = blockIdx.y * 32 + k;
+      if (r < R && c < C) tile[k][threadIdx.x] = src[(int64_t)r * C + c];
+   }
+   __syncthreads();
+   const int r = blockIdx.y * 32 + threadIdx.x;
+   for (int k = threadIdx.y; k < 32; k += 8) {
+      const int cc = blockIdx.x * 32 + k;
+      if (r < R && cc < C) dst[(int64_t)cc * R + r] = tile[threadIdx.x][k];
+   }
+}
+
+extern "C" void hrm_cuda_transpose_forward(float *out, const float *in, int B, int R, int C) {
+   if (B <= 0 || R <= 0 || C <= 0) return;
+   HRM_READY();
+   const dim3 grid((unsigned)((C + 31) / 32), (unsigned)((R + 31) / 32), (unsigned)B);
+   transpose_forward_kernel1<<<grid, dim3(32, 8), 0, hrm_cuda_stream()>>>(out, in, R, C);
    HRM_LAUNCHED();
 }

@@ -1,13 +1,16 @@
--- bench.lua — training and inference speed of the HRM step, against the GEMM library's own
--- speed on the step's GEMM shapes measured in the same run, and optionally against PyTorch.
--- Prints figures; asserts nothing.
+-- bench.lua — training and inference speed of a model's step (HRM, TRM, TRM-MLP, the transformer
+-- baseline), against the GEMM library's own speed on the step's GEMM shapes measured in the same
+-- run, and optionally against PyTorch (HRM). Prints figures; asserts nothing.
 --
---   hrm scripts/bench.lua [--config hrm_v1|small|both] [--steps N] [--threads N] [--bf16]
---                         [--compare-torch] [--torch-threads 1,2] [--no-infer]
+--   hrm scripts/bench.lua [--arch hrm|trm|trm_mlp|transformer|all] [--config hrm_v1|small|both]
+--                         [--steps N] [--threads N] [--bf16] [--compare-torch] [--torch-threads 1,2]
+--                         [--no-infer]
 --
--- FLOPs are counted honestly: per training step, the segment's block applications forward
--- (24 for hrm_v1), the target-Q forward (another 24), the backward of the 8 gradient blocks
--- (2x their forward), attention (QKᵀ and PV), and lm_head forward + backward. "% of GEMM" is the
+-- FLOPs are counted the same way for every architecture: per training step, the segment's block
+-- applications forward (HRM's hrm_v1: 24; TRM: H_cycles x (L_cycles + 1) x L_layers = 42; the
+-- baseline: its 8 layers), the target-Q forward where the model runs one (HRM: another 24), the
+-- backward of the blocks in the graph (2x their forward: HRM 8, TRM 14, baseline 8), attention
+-- (QKᵀ and PV) or TRM-MLP's token SwiGLU, and lm_head forward + backward. "% of GEMM" is the
 -- step's achieved FLOP rate over the rate the GEMM library reaches on the step's own linear-layer
 -- shapes (timed here before and after the step, best of the two per shape, each shape weighted
 -- by its FLOPs), in the precision in use.
@@ -25,7 +28,9 @@ local hrm = require "hrm"
 
 local function usage()
    print([[usage: hrm scripts/bench.lua [options]
-  --config NAME       hrm_v1 (batch 32), small (hidden 128, 2+2 layers, batch 64) or both (default)
+  --arch NAME         hrm (default), trm, trm_mlp, transformer, or all of them
+  --config NAME       hrm_v1 (the arch's reference size, batch 32), small (hidden 128, 2+2 layers,
+                      batch 64) or both (default)
   --steps N           timed training steps per config (default 3 for hrm_v1, 10 for small)
   --batch N           override the batch size
   --threads N         CPU threads (default: all)
@@ -37,7 +42,7 @@ local function usage()
                       counts (default python3,/usr/bin/python3)]])
 end
 
-local opts = { config = "both", torch_threads = "1,2", python = "python3,/usr/bin/python3" }
+local opts = { config = "both", arch = "hrm", torch_threads = "1,2", python = "python3,/usr/bin/python3" }
 local flags = { ["--bf16"] = "bf16", ["--no-infer"] = "no_infer", ["--compare-torch"] = "torch" }
 local i = 1
 while i <= #arg do
@@ -46,6 +51,7 @@ while i <= #arg do
    local v = arg[i + 1]
    if flags[a] then opts[flags[a]] = true i = i - 1
    elseif a == "--config" then opts.config = v
+   elseif a == "--arch" then opts.arch = v
    elseif a == "--steps" then opts.steps = tonumber(v)
    elseif a == "--batch" then opts.batch = tonumber(v)
    elseif a == "--threads" then hrm.set_threads(assert(tonumber(v), "--threads expects a number"))
@@ -59,35 +65,68 @@ if opts.bf16 and hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_BF16) ~= 0 then
    os.exit(1)
 end
 
-local CONFIGS = {
-   hrm_v1 = { cfg = hrm.config.hrm_v1{ vocab_size = 11, seq_len = 81 }, batch = 32, steps = 3 },
-   small = { cfg = hrm.config.small{ vocab_size = 11, seq_len = 81 }, batch = 64, steps = 10 },
-}
+-- The config of an architecture at a size: hrm_v1 = the arch's reference config, or small.
+local function config_of(arch, size)
+   local fields = hrm.config.arch_fields(arch)
+   if not fields then io.stderr:write("bench: unknown arch " .. arch .. "\n") os.exit(1) end
+   local over = { vocab_size = 11, seq_len = 81 }
+   for k, v in pairs(fields) do over[k] = v end
+   if size == "small" then return hrm.config.small(over) end
+   return hrm.config.hrm_v1(over)
+end
+local SIZES = { hrm_v1 = { batch = 32, steps = 3 }, small = { batch = 64, steps = 10 } }
 
--- The GEMMs of one training step: {M, N, K, trans_a, trans_b, count}.
+-- Block applications of one training step: forward in the segment, whether a target-Q segment
+-- runs (another forward of the same blocks), and the blocks in the gradient's graph.
+local function block_counts(c)
+   if c.arch == "trm" then
+      return c.H_cycles * (c.L_cycles + 1) * c.L_layers, false, (c.L_cycles + 1) * c.L_layers
+   elseif c.arch == "transformer" then
+      return c.H_layers, false, c.H_layers
+   end
+   return c.H_cycles * c.L_cycles * c.L_layers + c.H_cycles * c.H_layers, not c.no_ACT_continue,
+          c.L_layers + c.H_layers
+end
+
+local function swiglu_width(width, expansion)
+   return math.ceil(math.floor(expansion * width * 2 / 3 + 0.5) / 256) * 256
+end
+
+-- The GEMMs of one training step: {M, N, K, trans_a, trans_b, count}; attention FLOPs, block
+-- applications forward, T.
 local function step_gemms(c, B)
-   local D, I = c.hidden_size, 0
-   I = math.floor(c.expansion * D * 2 / 3 + 0.5)
-   I = math.ceil(I / 256) * 256
-   local P = math.ceil(c.puzzle_emb_ndim / D)
+   local D, I = c.hidden_size, swiglu_width(c.hidden_size, c.expansion)
+   local P = hrm.config.prefix_len(c)
+   if c.arch == "transformer" then P = math.ceil(c.puzzle_emb_ndim / D) end
    local T, S, V = c.seq_len + P, c.seq_len, c.vocab_size
    local BT = B * T
-   local nb = c.H_cycles * c.L_cycles * c.L_layers + c.H_cycles * c.H_layers
-   local ng = c.L_layers + c.H_layers
-   local fwd = 2 * nb -- segment + target-Q forward
+   local nb, target_q, ng = block_counts(c)
+   local fwd = target_q and 2 * nb or nb
    local list = {}
    local function add(M, N, K, ta, tb, n) list[#list + 1] = { M, N, K, ta, tb, n } end
-   for _, w in ipairs({ { 3 * D, D }, { D, D }, { 2 * I, D }, { D, I } }) do
-      local out, inp = w[1], w[2]
-      add(BT, out, inp, 0, 1, fwd)     -- y = x Wᵀ
-      add(BT, inp, out, 0, 0, ng)      -- dx = dy W
-      add(out, inp, BT, 1, 0, ng)      -- dW = dyᵀ x
+   local function weight(rows, out, inp)
+      add(rows, out, inp, 0, 1, fwd)     -- y = x Wᵀ
+      add(rows, inp, out, 0, 0, ng)      -- dx = dy W
+      add(out, inp, rows, 1, 0, ng)      -- dW = dyᵀ x
    end
+   local HD = math.floor(D / c.num_heads)
+   local A = c.num_heads * HD              -- attention width (504 for 12 heads at 512)
+   local attn = 0
+   if c.mlp_t then                         -- the token SwiGLU over T, on B·D rows
+      local IT = swiglu_width(T, c.expansion)
+      weight(B * D, 2 * IT, T)
+      weight(B * D, T, IT)
+   else
+      weight(BT, 3 * A, D)
+      weight(BT, D, A)
+      attn = 2 * 2 * B * c.num_heads * T * T * HD * (fwd + 2 * ng)
+   end
+   weight(BT, 2 * I, D)
+   weight(BT, D, I)
    add(B * S, V, D, 0, 1, 1)
    add(B * S, D, V, 0, 0, 1)
    add(V, D, B * S, 1, 0, 1)
-   local attn = 2 * 2 * B * c.num_heads * T * T * (D / c.num_heads) * (fwd + 2 * ng)
-   return list, attn, nb, T
+   return list, attn, nb, T, target_q, ng
 end
 
 -- The PyTorch twin on the same config under one interpreter: the RESULT fields plus its BLAS
@@ -122,7 +161,7 @@ local function bench(name, spec)
    local cfg = spec.cfg
    local model = hrm.Model(cfg, { seed = 0 })
    local opt = hrm.optim.AdamATan2(model, { lr = 1e-4, weight_decay = 0.1 })
-   local gemms, attn_flops, nb, T = step_gemms(cfg, B)
+   local gemms, attn_flops, nb, T, target_q, ng = step_gemms(cfg, B)
 
    -- the GEMM library on the step's own shapes, timed before and after the step (best of the
    -- two per shape: on a shared machine this keeps "% of GEMM" conservative)
@@ -160,8 +199,8 @@ local function bench(name, spec)
    print(string.format("\n== %s: hidden %d, %d+%d layers, batch %d, seq %d (+%d prefix), %.2fM parameters, %s GEMMs",
                        name, cfg.hidden_size, cfg.H_layers, cfg.L_layers, B, S, T - S, model:num_parameters() / 1e6,
                        opts.bf16 and "bf16" or "fp32"))
-   print(string.format("training step     %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%.1f GFLOP/step, %d+%d block fwd, %d bwd)",
-                       dt, B / dt, total_flops / dt / 1e9, total_flops / 1e9, nb, nb, cfg.H_layers + cfg.L_layers))
+   print(string.format("training step     %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%.1f GFLOP/step, %d%s block fwd, %d bwd)",
+                       dt, B / dt, total_flops / dt / 1e9, total_flops / 1e9, nb, target_q and "+" .. nb or "", ng))
    print(string.format("GEMM library      %8.1f GFLOP/s on the step's shapes  ->  step at %.0f%% of it",
                        peak, 100 * (total_flops / dt / 1e9) / peak))
    print(string.format("machine FMA peak  %8.1f GFLOP/s fp32 (%d threads)      ->  step at %.0f%% of it, GEMMs at %.0f%%",
@@ -181,7 +220,9 @@ local function bench(name, spec)
                           B / dt_eval, segs, B / dt_q, r.steps:to("f64"):mean()))
    end
 
-   if opts.torch then
+   if opts.torch and cfg.arch ~= "hrm" then
+      print("PyTorch           skipped: scripts/ref/bench_torch.py times the HRM twin only")
+   elseif opts.torch then
       local best
       for python in opts.python:gmatch("[^,]+") do
          local r, err = torch_bench(python, name, B, steps)
@@ -214,7 +255,11 @@ end
 
 print(string.format("hrm %s, %s, %d threads", hrm.version(), hrm.blas(), hrm.get_threads()))
 local names = opts.config == "both" and { "hrm_v1", "small" } or { opts.config }
-for _, n in ipairs(names) do
-   if not CONFIGS[n] then io.stderr:write("bench: unknown config " .. n .. "\n") os.exit(1) end
-   bench(n, CONFIGS[n])
+local arches = opts.arch == "all" and { "hrm", "trm", "trm_mlp", "transformer" } or { opts.arch }
+for _, arch in ipairs(arches) do
+   for _, n in ipairs(names) do
+      if not SIZES[n] then io.stderr:write("bench: unknown config " .. n .. "\n") os.exit(1) end
+      local label = arch == "hrm" and n or arch .. (n == "small" and " small" or "")
+      bench(label, { cfg = config_of(arch, n), batch = SIZES[n].batch, steps = SIZES[n].steps })
+   end
 end

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""convert_checkpoint.py — a PyTorch HRM checkpoint (sapientinc/HRM) to safetensors + an hrm config.
+"""convert_checkpoint.py — a PyTorch HRM or TRM checkpoint to safetensors + an hrm config.
 
 Reads a torch.save'd state dict (keys may carry torch.compile's "_orig_mod." prefix; bf16 tensors
 such as H_init are fine) and the run's all_config.yaml (its `arch:` section), and writes:
   OUT.safetensors   every model tensor as F32 under the reference name, prefix removed
   OUT.lua           `return { hidden_size = ..., ... }`, the hrm config (hrm.Model(dofile(...)))
   OUT.json          the same config as JSON
-vocab_size, num_puzzle_identifiers and puzzle_emb_ndim come from the weights' shapes. seq_len is
+The model is picked by arch.name: sapientinc/HRM's hrm_act_v1 (arch hrm), the TRM repository's
+recursive_reasoning.trm (arch trm, with puzzle_emb_len, no_ACT_continue and mlp_t from the YAML or
+the reference's defaults 16, true, false) and recursive_reasoning.transformers_baseline (arch
+transformer). vocab_size, num_puzzle_identifiers and puzzle_emb_ndim come from the weights' shapes. seq_len is
 not in all_config.yaml: it comes from learned position embeddings when there are any, else from
 --seq-len or the dataset's dataset.json (--dataset). It does not convert optimizer state, and
 never imports the reference code. Needs torch (and numpy); PyYAML is used when present.
@@ -31,8 +34,15 @@ INNER = "model.inner."
 # hrm config fields (lua/hrm/config.lua) and the reference's defaults for those a YAML may omit.
 ARCH_DEFAULTS = {"expansion": 4.0, "halt_exploration_prob": 0.1, "pos_encodings": "rope",
                  "rms_norm_eps": 1e-5, "rope_theta": 10000.0}
-ARCH_REQUIRED = ("hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles", "L_cycles",
-                 "halt_max_steps")
+ARCH_REQUIRED = {
+    "hrm": ("hidden_size", "num_heads", "H_layers", "L_layers", "H_cycles", "L_cycles", "halt_max_steps"),
+    "trm": ("hidden_size", "num_heads", "L_layers", "H_cycles", "L_cycles", "halt_max_steps"),
+    "transformer": ("hidden_size", "num_heads", "H_layers", "halt_max_steps"),
+}
+# Integer fields an arch's code does not read, with the values hrm stores for them.
+ARCH_UNUSED = {"trm": {"H_layers": 0}, "transformer": {"H_cycles": 1, "L_layers": 0, "L_cycles": 1}}
+# TRM's own fields and the defaults of its config class.
+TRM_DEFAULTS = {"puzzle_emb_len": 16, "no_ACT_continue": True, "mlp_t": False}
 LOSS_NAMES = {"stablemax_cross_entropy": "stablemax", "softmax_cross_entropy": "softmax",
               "stablemax": "stablemax", "softmax": "softmax"}
 
@@ -192,14 +202,39 @@ def convert_tensors(state):
     return out, skipped
 
 
+def arch_kind(arch):
+    """hrm, trm or transformer from arch.name (module@class); hrm when there is no name."""
+    name = str(arch.get("name") or "hrm_act_v1")
+    module = name.split("@")[0].split(".")[-1]
+    if module == "trm":
+        return "trm"
+    if module == "transformers_baseline":
+        return "transformer"
+    if module.startswith("hrm"):
+        return "hrm"
+    raise ConvertError("arch.name %r is not a model hrm converts (HRM's hrm_act_v1, TRM's "
+                       "recursive_reasoning.trm or recursive_reasoning.transformers_baseline)" % name)
+
+
 def build_config(arch, tensors, seq_len=None, dataset=None, overrides=None):
     if not isinstance(arch, dict):
         raise ConvertError("the config has no 'arch:' section")
-    cfg = {}
-    for k in ARCH_REQUIRED:
+    kind = arch_kind(arch)
+    cfg = {"arch": kind}
+    for k in ARCH_REQUIRED[kind]:
         if arch.get(k) is None:
             raise ConvertError("arch.%s is missing from the config" % k)
         cfg[k] = int(arch[k])
+    for k, v in ARCH_UNUSED.get(kind, {}).items():
+        cfg.setdefault(k, int(arch[k]) if arch.get(k) is not None else v)
+    if kind == "trm":
+        for k, default in TRM_DEFAULTS.items():
+            v = arch.get(k)
+            cfg[k] = default if v is None else v
+        cfg["puzzle_emb_len"] = int(cfg["puzzle_emb_len"])
+        for k in ("no_ACT_continue", "mlp_t"):
+            if not isinstance(cfg[k], bool):
+                raise ConvertError("arch.%s must be true or false, got %r" % (k, cfg[k]))
     for k, default in ARCH_DEFAULTS.items():
         v = arch.get(k)
         cfg[k] = default if v is None else v
@@ -232,7 +267,12 @@ def build_config(arch, tensors, seq_len=None, dataset=None, overrides=None):
         raise ConvertError("arch.puzzle_emb_ndim is %s but the puzzle table is %d wide"
                            % (arch["puzzle_emb_ndim"], cfg["puzzle_emb_ndim"]))
     P = -(-cfg["puzzle_emb_ndim"] // cfg["hidden_size"])
-    for level, count in (("H_level", cfg["H_layers"]), ("L_level", cfg["L_layers"])):
+    if kind == "trm" and cfg["puzzle_emb_len"] > 0:
+        P = cfg["puzzle_emb_len"]
+    levels = {"hrm": (("H_level", cfg["H_layers"]), ("L_level", cfg["L_layers"])),
+              "trm": (("H_level", 0), ("L_level", cfg["L_layers"])),
+              "transformer": (("H_level", cfg["H_layers"]), ("L_level", 0))}[kind]
+    for level, count in levels:
         found = {k.split(".")[4] for k in tensors if k.startswith(INNER + level + ".layers.")}
         if len(found) != count:
             raise ConvertError("the checkpoint has %d %s layers but arch says %d" % (len(found), level, count))
@@ -271,7 +311,7 @@ def build_config(arch, tensors, seq_len=None, dataset=None, overrides=None):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        description="Convert a PyTorch HRM checkpoint (state dict + all_config.yaml) to safetensors "
+        description="Convert a PyTorch HRM or TRM checkpoint (state dict + all_config.yaml) to safetensors "
                     "and an hrm config (Lua and JSON).",
         epilog="Example: convert_checkpoint.py ckpt/step_5000 --config ckpt/all_config.yaml "
                "--dataset data/sudoku/train/dataset.json -o weights/sudoku")

@@ -21,7 +21,9 @@ CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, 
 .safetensors file (with --config, or the run's config.json beside it).
 
 model
-  --config NAME|FILE      config for a .safetensors file: tiny, small, hrm_v1 or a Lua file
+  --config NAME|FILE      config for a .safetensors file: tiny, small, hrm_v1, trm, trm_mlp,
+                          transformer or a Lua file
+  --arch NAME|FILE        with --config: hrm, trm, trm_mlp, transformer or a model file
   --set KEY=VALUE         override a config field (repeatable)
   --ema                   use the run's EMA weights
   --threads N             CPU threads
@@ -50,7 +52,7 @@ evaluation
 local function die(msg) cli.die(PROG, msg) end
 
 local KINDS = {
-   config = "str", set = "list", ema = "flag", threads = "int", device = "str", task = "str", size = "int",
+   config = "str", arch = "str", set = "list", ema = "flag", threads = "int", device = "str", task = "str", size = "int",
    csv = "str", generate = "int", blanks = "range", ["min-path"] = "int", gen = "list", arc = "str",
    ["arc-subsets"] = "str", aug = "int0", data = "str", split = "str", hrmd = "str", limit = "int",
    seed = "int0", batch = "int", halt = "str", submission = "str", json = "flag", help = "flag",

@@ -26,6 +26,7 @@ PUZZLE and no --file, puzzles are read from stdin, one per line ('-' also reads 
   --task NAME|FILE        sudoku, maze, arc or an adapter .lua (default: the run's task)
   --size N                board size variant
   --config NAME|FILE      config for a .safetensors file; --set KEY=VALUE overrides (repeatable)
+  --arch NAME|FILE        with --config: hrm, trm, trm_mlp, transformer or a model file
   --ema                   use the run's EMA weights
   --halt max|q            max: run halt_max_steps segments (default); q: stop when the Q head
                           says halt (q_halt > q_continue)
@@ -39,7 +40,7 @@ PUZZLE and no --file, puzzles are read from stdin, one per line ('-' also reads 
 local function die(msg) cli.die(PROG, msg) end
 
 local KINDS = {
-   file = "str", limit = "int", task = "str", size = "int", config = "str", set = "list", ema = "flag",
+   file = "str", limit = "int", task = "str", size = "int", config = "str", arch = "str", set = "list", ema = "flag",
    halt = "str", ["max-steps"] = "int", trace = "flag", ["no-color"] = "flag", threads = "int", help = "flag",
 }
 

@@ -20,8 +20,10 @@ Train a Hierarchical Reasoning Model. The run directory receives config.json, me
 task and model
   --task NAME|FILE        sudoku (default), maze, arc, or the path of an adapter .lua file
   --size N                board size variant (sudoku 4/6/9/16, maze n) through task.new{size=N}
-  --config NAME|FILE      model preset tiny (default), small, hrm_v1, or a Lua file returning
-                          config overrides (hrm_v1 field names)
+  --arch NAME|FILE        model: hrm (default), trm, trm_mlp (TRM with token mixing),
+                          transformer (the TRM repository's baseline), or a model file's path
+  --config NAME|FILE      model size preset tiny (default), small, hrm_v1 (the arch's reference
+                          size), or a Lua file returning config overrides (reference field names)
   --set KEY=VALUE         override one config field, e.g. --set halt_max_steps=8 (repeatable)
   --device cpu|cuda       where the model runs (default cpu)
   --threads N             CPU threads
@@ -82,7 +84,7 @@ local function die(msg) cli.die(PROG, msg) end
 -- ---- arguments ----------------------------------------------------------------------------------
 
 local KINDS = {
-   task = "str", size = "int", config = "str", set = "list", device = "str", threads = "int",
+   task = "str", size = "int", config = "str", arch = "str", set = "list", device = "str", threads = "int",
    generate = "int", blanks = "range", ["min-path"] = "int", gen = "list", csv = "str", arc = "str",
    ["arc-subsets"] = "str", data = "str", hrmd = "str", aug = "int0", limit = "int",
    ["eval-csv"] = "str", ["eval-generate"] = "int", ["eval-hrmd"] = "str", ["no-eval"] = "flag",
@@ -228,9 +230,10 @@ local function model_config(a, meta)
    local over = pairs_table(a.set, "set")
    over.vocab_size, over.seq_len = meta.vocab_size, meta.seq_len
    over.num_puzzle_identifiers = meta.num_puzzle_identifiers or 1
+   for k, v in pairs(cli.arch_of(PROG, a)) do if over[k] == nil then over[k] = v end end
    local name = a.config or "tiny"
    local ok, cfg
-   if name == "tiny" or name == "small" or name == "hrm_v1" then
+   if cli.PRESETS[name] then
       ok, cfg = pcall(hrm.config.preset, name, over)
    else
       need_file(name, "--config")
@@ -240,7 +243,7 @@ local function model_config(a, meta)
       if not lok then die("--config: " .. tostring(t)) end
       if type(t) ~= "table" then die("--config: " .. name .. " must return a table of config fields") end
       for k, v in pairs(over) do t[k] = v end
-      ok, cfg = pcall(hrm.config.hrm_v1, t)
+      ok, cfg = pcall(hrm.config.complete, t)
    end
    if not ok then die((tostring(cfg):gsub("^.-:%d+: ", ""))) end
    return cfg
@@ -283,7 +286,8 @@ local function main(argv)
    end
    if a.resume and not exists(a.resume) and not is_dir(a.resume) then die("--resume: no such file: " .. a.resume) end
    local cfg_probe = a.config
-   if cfg_probe and not ({ tiny = 1, small = 1, hrm_v1 = 1 })[cfg_probe] then need_file(cfg_probe, "--config") end
+   if cfg_probe and not cli.PRESETS[cfg_probe] then need_file(cfg_probe, "--config") end
+   cli.arch_of(PROG, a)
 
    local data, evals, meta, desc = build_data(task, a)
    local cfg = model_config(a, meta)

@@ -24,7 +24,7 @@ describe("hrm.config.hrm_v1", function()
    end)
 
    it("refuses impossible configs with the field's name", function()
-      local ok, err = pcall(hrm.Model, { hidden_size = 100, num_heads = 8, vocab_size = 11, seq_len = 4 })
+      local ok, err = pcall(hrm.Model, { hidden_size = 100, num_heads = 101, vocab_size = 11, seq_len = 4 })
       assert.is_false(ok)
       assert.truthy(err:find("num_heads", 1, true))
       ok, err = pcall(hrm.Model, { H_layers = 0, vocab_size = 11, seq_len = 4 })

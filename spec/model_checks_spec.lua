@@ -135,9 +135,9 @@ describe("config validation", function()
       c.seq_len = 81
       assert.equal(C.HRM_OK, C.hrm_config_check(c))
       local b = ffi.new("hrm_config", c)
-      b.num_heads = 7
-      expect_config_error(b, "config.num_heads", sudoku{ num_heads = 7 },
-                          "config.num_heads = 7 must be >= 1 and divide hidden_size = 512")
+      b.num_heads = 513
+      expect_config_error(b, "config.num_heads", sudoku{ num_heads = 513 },
+                          "config.num_heads = 513 must be in 1..hidden_size (512)")
       b = ffi.new("hrm_config", c)
       b.hidden_size = 0
       expect_config_error(b, "config.hidden_size", sudoku{ hidden_size = 0 },

@@ -22,6 +22,7 @@ const hrm_backend hrm_cpu_backend = {
    .swiglu_forward = hrm_cpu_swiglu_forward,
    .swiglu_backward = hrm_cpu_swiglu_backward,
    .residual_forward = hrm_cpu_residual_forward,
+   .transpose_forward = hrm_cpu_transpose_forward,
    .stablemax_ce_forward = hrm_cpu_stablemax_ce_forward,
    .stablemax_ce_backward = hrm_cpu_stablemax_ce_backward,
    .softmax_ce_forward = hrm_cpu_softmax_ce_forward,

@@ -33,7 +33,9 @@ local function load_arch(cfg, level)
    local arch = cfg.arch or "hrm"
    if arch:match("^[%w_]+$") then
       local ok, m = pcall(require, "hrm.models." .. arch)
-      if not ok then fail(level, "hrm.Model: unknown arch '%s' (built in: hrm), or a model file's path", arch) end
+      if not ok then
+         fail(level, "hrm.Model: unknown arch '%s' (built in: hrm, trm, transformer), or a model file's path", arch)
+      end
       return m, nil
    end
    local f = io.open(arch, "rb")
@@ -63,7 +65,7 @@ local function new(cfg, opts)
       fail(2, "hrm.Model: bad argument #1 (cfg): expected a config table (hrm.config.hrm_v1{...}), got %s", type(cfg))
    end
    opts = opts or {}
-   local full = config.hrm_v1(cfg)
+   local full = config.complete(cfg)
    local c = config.to_c(full, 2)
    local device = opts.device or require("hrm").default_device()
    if device ~= "cpu" and device ~= "cuda" then
@@ -76,6 +78,7 @@ local function new(cfg, opts)
    local arch, hash = load_arch(full, 3)
    local cfg_out = config.from_c(c)
    cfg_out.arch, cfg_out.arch_hash = full.arch, hash
+   for _, k in ipairs(config.LUA_FIELDS) do cfg_out[k] = full[k] end
    local ok, store = pcall(nn.Store, { seed = seed, device = device })
    if not ok then error(store, 2) end
    local net = arch.build(cfg_out, store)
@@ -293,7 +296,8 @@ function Model:solve(batch, opts)
       local out = self:step(carry, input, { train = false, active = active })
       C.hrm_act_solve_update(n_active, predictions:cdata(), steps:cdata(), q_halt:cdata(), q_cont:cdata(),
                              active:cdata(), out.logits:cdata(), out.q_halt_logits:cdata(),
-                             out.q_continue_logits:cdata(), seg, halt == "q" and 1 or 0)
+                             out.q_continue_logits:cdata(), seg,
+                             halt ~= "q" and 0 or act.options(self).rule == C.HRM_HALT_POSITIVE and 2 or 1)
       local left = n_active[0]
       if type(halt) == "function" then
          apply_stop(halt({ segment = seg, predictions = predictions, steps = steps,

@@ -8,7 +8,8 @@ local train = require "hrm.train"
 
 local M = {}
 
-local PRESETS = { tiny = true, small = true, hrm_v1 = true }
+local PRESETS = { tiny = true, small = true, hrm_v1 = true, trm = true, trm_mlp = true, transformer = true }
+M.PRESETS = PRESETS
 
 -- Print "prog: msg" on stderr and exit with status 1.
 function M.die(prog, msg)
@@ -120,11 +121,25 @@ function M.pairs_table(prog, list, what, numbers_only)
    return t
 end
 
--- The model config from --config (a preset or a Lua file returning config fields) and --set, or
--- nil without --config. numbers_only is passed to pairs_table for the --set values.
+-- The config fields of --arch NAME|FILE (hrm, trm, trm_mlp, transformer, or a model file's
+-- path): {} without --arch; an unknown name is a user error.
+function M.arch_of(prog, a)
+   if a.arch == nil then return {} end
+   local f = require("hrm.config").arch_fields(a.arch)
+   if f then return f end
+   if not a.arch:find("/", 1, true) and not a.arch:match("%.lua$") then
+      M.die(prog, "--arch: unknown architecture '" .. a.arch .. "' (hrm, trm, trm_mlp, transformer, or a model file)")
+   end
+   if not M.exists(a.arch) then M.die(prog, "--arch: no such model file: " .. a.arch) end
+   return { arch = a.arch }
+end
+
+-- The model config from --config (a preset or a Lua file returning config fields), --arch and
+-- --set, or nil without --config. numbers_only is passed to pairs_table for the --set values.
 function M.config_of(prog, a, numbers_only)
    if not a.config then return nil end
    local over = M.pairs_table(prog, a.set, "set", numbers_only)
+   for k, v in pairs(M.arch_of(prog, a)) do if over[k] == nil then over[k] = v end end
    local ok, cfg
    if PRESETS[a.config] then
       ok, cfg = pcall(require("hrm").config.preset, a.config, over)

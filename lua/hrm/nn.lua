@@ -349,17 +349,29 @@ local function block_config(cfg, fname)
    c.rms_norm_eps = cfg.rms_norm_eps or 1e-5
    c.rope = cfg.rope and 1 or 0
    c.rope_theta = cfg.rope_theta or 10000
+   c.head_dim = cfg.head_dim and int_arg(cfg.head_dim, "head_dim", fname) or 0
+   c.mlp_t = cfg.mlp_t and 1 or 0
    return c
 end
 
 local function block_text(self)
    local c = self.cfg
-   return string.format("(hidden %d, heads %d, expansion %g, %d tokens%s)", c.hidden_size, c.num_heads,
+   if c.mlp_t then
+      return string.format("(hidden %d, token MLP over %d tokens, expansion %g)", c.hidden_size, c.tokens,
+                           c.expansion or 4)
+   end
+   local hd = c.head_dim or math.floor(c.hidden_size / c.num_heads)
+   local width = c.num_heads * hd ~= c.hidden_size and string.format(" of %d (width %d)", hd, c.num_heads * hd) or ""
+   return string.format("(hidden %d, heads %d%s, expansion %g, %d tokens%s)", c.hidden_size, c.num_heads, width,
                         c.expansion or 4, c.tokens, c.rope and ", RoPE" or "")
 end
 
 -- nn.Block(store, name, {hidden_size, num_heads, tokens, expansion = 4, rms_norm_eps = 1e-5,
--- rope = false, rope_theta = 10000}): the post-norm attention + SwiGLU block (B, T, D) -> (B, T, D).
+-- rope = false, rope_theta = 10000, head_dim = hidden_size // num_heads}): the post-norm
+-- attention + SwiGLU block (B, T, D) -> (B, T, D); the attention width num_heads x head_dim may
+-- differ from hidden_size (qkv_proj D -> 3 NH HD, o_proj NH HD -> D). mlp_t = true replaces the
+-- attention by TRM-MLP's token mixing: a SwiGLU over the T axis (`name.mlp_t.*`), its residual
+-- and RMSNorm taken transposed (CPU only for now).
 local Block = class("nn.Block")
 function nn.Block(store, name, cfg)
    local sh = store_arg(store, "nn.Block")

@@ -208,6 +208,9 @@ function EMA:tensors()
    return t
 end
 
+-- hrm.train.new_ema(model, decay): the EMA the training loop keeps (update, with_weights, tensors).
+M.new_ema = new_ema
+
 -- The shadow weights are saved in the checkpoint itself, as its own tensors "ema.<name>"
 -- (checkpoint.save's state.tensors), so a checkpoint and its EMA are one file and cannot be
 -- mismatched by a kill between two writes; extra.ema = {decay}. Runs of earlier versions kept
@@ -440,8 +443,6 @@ end
 
 -- ---- restore helpers ------------------------------------------------------------------------------------
 
-local CARRY_TENSORS = { "z_H", "z_L", "steps", "halted", "inputs", "labels", "puzzle_ids" }
-
 local function copy_model(dst, src)
    if src == nil or src == dst then return end
    local a, b = dst:config(), src:config()
@@ -466,9 +467,11 @@ local function copy_optim(dst, src)
    end
 end
 
+-- Every tensor of the destination carry: the model's states (z_H, z_L for HRM and TRM; z_H
+-- alone for the baseline) and the per-row fields.
 local function copy_carry(dst, src)
    if src == nil or src == dst then return end
-   for _, name in ipairs(CARRY_TENSORS) do
+   for _, name in ipairs(dst:tensor_names()) do
       local s
       if type(src.tensor) == "function" then s = src:tensor(name) else s = src[name] end
       if s ~= nil then dst:tensor(name):copy(s) end

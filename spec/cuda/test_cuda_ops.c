@@ -292,9 +292,17 @@ static void test_pointwise(void) {
    gpu->residual_forward(d_a, d_a, d_b, n);
    SYNC_OK();
    expect_f("residual_forward", d_a, sum, n, 0.0);
-   void *ps[] = {d_gu, d_dout, d_out, d_dgu, d_a, d_b};
+   /* the token-mixing block's batched transpose, sizes off the 32-tile grid: exact */
+   const int TB = 3, TR = 37, TC = 70;
+   float *tin = frand((int64_t)TB * TR * TC, 1.0), *tout = frand((int64_t)TB * TR * TC, 1.0);
+   float *d_tin = dev(tin, FB((int64_t)TB * TR * TC)), *d_tout = dev(NULL, FB((int64_t)TB * TR * TC));
+   cpu->transpose_forward(tout, tin, TB, TR, TC);
+   gpu->transpose_forward(d_tout, d_tin, TB, TR, TC);
+   SYNC_OK();
+   expect_f("transpose_forward", d_tout, tout, (int64_t)TB * TR * TC, 0.0);
+   void *ps[] = {d_gu, d_dout, d_out, d_dgu, d_a, d_b, d_tin, d_tout};
    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
-   free(gu), free(dout), free(out), free(dgu), free(a), free(b), free(sum);
+   free(gu), free(dout), free(out), free(dgu), free(a), free(b), free(sum), free(tin), free(tout);
 }
 
 static void test_rope(void) {

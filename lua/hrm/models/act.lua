@@ -4,7 +4,10 @@
 -- rows from the batch, run the model file's embed and forward (with the tape in training),
 -- decide halting (exploration in training, the target-Q from one more segment without
 -- gradient), compute the loss head, run the backward of loss / global_batch, and commit the
--- carry. Every per-row or per-token loop is a C op (core/act.c); this file only orders them.
+-- carry. A model file may set net.act = {halt = "compare"|"positive", target_q = bool}: HRM's
+-- q_halt > q_continue with the target-Q (the default), or TRM's q_halt > 0 without it
+-- (cfg.no_ACT_continue = true gives the latter to any model); without a target-Q the loss is
+-- lm + 0.5·q_halt BCE. Every per-row or per-token loop is a C op (core/act.c); this file only orders them.
 local ffi = require "ffi"
 local C = require "hrm.ffi"
 local Tensor = require "hrm.Tensor"
@@ -131,6 +134,19 @@ local n_buf = ffi.new("int32_t[1]")
 local metrics_buf = ffi.new("hrm_act_metrics")
 local LOSS = { stablemax = 0, softmax = 1 }
 
+-- The model's ACT options: {halt = C rule, target_q = bool}.
+function M.options(model)
+   local a = model.net.act
+   if a == nil then
+      local trm_rule = model.cfg.no_ACT_continue
+      return { rule = trm_rule and C.HRM_HALT_POSITIVE or C.HRM_HALT_COMPARE, target_q = not trm_rule }
+   end
+   if a.halt ~= "compare" and a.halt ~= "positive" then
+      error("hrm.Model: the model file's net.act.halt must be \"compare\" or \"positive\", got " .. tostring(a.halt), 3)
+   end
+   return { rule = a.halt == "positive" and C.HRM_HALT_POSITIVE or C.HRM_HALT_COMPARE, target_q = a.target_q and true }
+end
+
 -- step(model, carry, batch {inputs, labels, puzzle_identifiers as hrm_batch}, opts) -> metrics
 function M.step(model, carry, b, opts)
    local cfg, net, arch = model.cfg, model.net, model.arch
@@ -174,11 +190,12 @@ function M.step(model, carry, b, opts)
 
    -- halting (§2.2.3) and, in training with ACT, the target-Q from one more segment
    local max_steps = cfg.halt_max_steps
+   local actopt = M.options(model)
    check(C.hrm_act_halt(v.new_steps:cdata(), v.new_halted:cdata(), carry.steps:cdata(), rows_c, n,
                         q:cdata(), max_steps, cfg.halt_exploration_prob, train and 1 or 0,
-                        model.store:rng()), 3)
+                        actopt.rule, model.store:rng()), 3)
    local target = nil
-   if train and max_steps > 1 then
+   if train and max_steps > 1 and actopt.target_q then
       for name, t in pairs(new_z) do v.next[name]:copy(t) end
       local _, _, q_next = arch.forward(net, v.next, x, { q = v.q_next })
       check(C.hrm_act_target_q(v.target:cdata(), q_next:cdata(), v.new_steps:cdata(), n, max_steps), 3)

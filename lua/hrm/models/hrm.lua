@@ -10,13 +10,23 @@
 --                              untaped calls; with a tape the calls that carry gradient go
 --                              through it and their outputs come back as tape outputs
 -- The ACT wrapper (hrm/models/act.lua: reset, halting, target-Q, losses) is shared.
+--   net.act (optional) = {halt = "compare"|"positive", target_q = bool}: the ACT wrapper's
+--                              halting rule and target-Q; without it, cfg.no_ACT_continue picks
 local nn = require "hrm.nn"
+local config = require "hrm.config"
 
 local HRM = { name = "hrm" }
 
+-- A config error from a model file's build, naming the field (no file position).
+function HRM.refuse(fmt, ...) error("hrm.Model: " .. string.format(fmt, ...), 0) end
+
 function HRM.build(cfg, store)
    local D, S, E = cfg.hidden_size, cfg.seq_len, cfg.puzzle_emb_ndim
-   local P = math.ceil(E / D)   -- puzzle-prefix positions
+   for _, k in ipairs({ "H_layers", "L_layers" }) do
+      if cfg[k] < 1 then HRM.refuse("field '%s' = %d must be >= 1 for arch hrm", k, cfg[k]) end
+   end
+   if cfg.mlp_t then HRM.refuse("field 'mlp_t' is for arch trm (HRM has no token-mixing variant)") end
+   local P = config.prefix_len(cfg)   -- puzzle-prefix positions
    local T = S + P
    local inner = "model.inner."
    local net = { cfg = cfg, prefix = P, tokens = T }
