@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../alloc.h"
 #include "../hrm.h"
 
 #if defined(HRM_GEMM_DNNL)
@@ -48,25 +49,33 @@ static void async_signals(sigset_t *set) {
    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(set, faults[i]);
 }
 
-/* Block the asynchronous signals on this thread (saving its mask in *old; 0 when there is nothing
- * to restore) and, outside a parallel region, on every worker of the team the library will use. */
+/* Block the asynchronous signals on this thread (saving its mask in *old; returns 0 when there is
+ * nothing to restore) and, at the top level, on every worker of the team the library will use.
+ * A worker keeps its mask for good, but libgomp ends surplus workers when a smaller team follows
+ * (oneDNN sizes its teams to the problem) and starts new ones, with the mask of whichever thread
+ * starts that team. With 2 threads teams are 1 or 2 and the pool never changes, so one visit per
+ * thread count does; with more, the team is visited on every top-level call (a parallel region in
+ * which workers whose flag is set do nothing). */
+static int visited_threads;  // the team size whose workers were all blocked (<= 2 threads)
+
 static int hold_signals(sigset_t *old) {
    if (held_for_good) return 0;
    sigset_t set;
    async_signals(&set);
-   if (omp_in_parallel() && omp_get_thread_num() != 0 && omp_get_level() == 1) {
+   if (omp_get_level() > 0 && omp_get_thread_num() != 0) {
       pthread_sigmask(SIG_BLOCK, &set, NULL); /* a worker calling the library from a loop */
       held_for_good = 1;
       return 0;
    }
    pthread_sigmask(SIG_BLOCK, &set, old);
-   if (!omp_in_parallel() && omp_get_max_threads() > 1) {
-      /* workers are created lazily (and again when the team grows): block each one once */
+   const int n = omp_get_max_threads();
+   if (omp_get_level() == 0 && n > 1 && (n > 2 || n != visited_threads)) {
 #pragma omp parallel
       if (omp_get_thread_num() != 0 && !held_for_good) {
          pthread_sigmask(SIG_BLOCK, &set, NULL);
          held_for_good = 1;
       }
+      visited_threads = n;
    }
    return 1;
 }
@@ -192,9 +201,9 @@ static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
 
 static int mm_reserve(int which, size_t n) {
    if (mm_cap[which] >= n) return 1;
-   uint16_t *p = aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
+   uint16_t *p = hrm_buf_alloc(n * sizeof(uint16_t));
    if (!p) return 0;
-   free(mm_buf[which]);
+   hrm_buf_free(mm_buf[which]);
    mm_buf[which] = p;
    mm_cap[which] = n;
    return 1;

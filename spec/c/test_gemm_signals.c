@@ -5,7 +5,7 @@
  * with the AVX-512 state) written over the heap, and glibc later aborts with "corrupted size vs.
  * prev_size" — what Ctrl-C did to long training runs. A 50 µs interval timer with a handler that
  * only counts delivers tens of thousands of signals during a fixed number of GEMMs on the
- * training step's shapes, with 1 and 2 threads (the workers started outside any GEMM), while malloc/free run between the calls so that
+ * training step's shapes, with 1, 2 and 3 threads (the workers started outside any GEMM), while malloc/free run between the calls so that
  * a damaged heap aborts the test; every product is then checked against a double-precision loop.
  */
 #include <signal.h>
@@ -91,6 +91,7 @@ int main(void) {
    CHECK(setitimer(ITIMER_REAL, &every, NULL) == 0);
    run(1);
    run(2);
+   run(3); /* teams of 1..3: libgomp replaces surplus workers */
    setitimer(ITIMER_REAL, &off, NULL);
    return check_summary("test_gemm_signals");
 }
