@@ -12,9 +12,12 @@
 #include <stdlib.h>
 
 #if defined(HRM_GUARD)
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "error.h"
 
 typedef struct guard_header {
    uint64_t magic;
@@ -72,7 +75,7 @@ void hrm_buf_free(void *p) {
    uintptr_t first = (uintptr_t)p / P * P; /* the data's first page */
    if (hrm_buf_guard_mode() == 2) first -= P; /* the guard page sits between */
    guard_header *h = (guard_header *)(first - P);
-   if (h->magic != GUARD_MAGIC) abort(); /* not from hrm_buf_alloc: a bug, never user input */
+   HRM_ASSERT(h->magic == GUARD_MAGIC); /* not from hrm_buf_alloc: a bug, never user input */
    h->magic = 0;
    munmap(h->base, h->length);
 }
