@@ -29,14 +29,19 @@ grep -Eq "profile_train: [1-9][0-9]* samples" "$tmp/prof.log" && ok || bad "the 
 
 # 2. Ctrl-C caught by a pcall (the "interrupted" error swallowed), then a training loop.
 cat > "$tmp/swallow.lua" <<'EOF'
-local ok, err = pcall(function() local n = 0; while true do n = n + #tostring(n) end end)
+local ok, err = pcall(function()
+   assert(io.open(os.getenv("READY"), "w")):close()  -- the busy loop is about to run
+   local n = 0
+   while true do n = n + #tostring(n) end
+end)
 io.stderr:write("caught: ", tostring(err), "\n")
 assert(loadfile("scripts/train.lua"))(select(1, ...))
 EOF
-status=$(perl -MPOSIX -e '
+status=$(READY="$tmp/ready" perl -MPOSIX -e '
    my $pid = fork() // die; $SIG{INT} = "DEFAULT";
    if ($pid == 0) { open STDOUT, ">", $ARGV[0]; open STDERR, ">&STDOUT"; exec @ARGV[1..$#ARGV]; POSIX::_exit(127) }
-   select(undef, undef, undef, 1.0); kill "INT", $pid; waitpid($pid, 0);
+   for (my $t = 0; $t < 6000 && !-e $ENV{READY}; $t++) { select(undef, undef, undef, 0.01) }
+   select(undef, undef, undef, 0.2); kill "INT", $pid; waitpid($pid, 0);
    print(($? & 127) ? "signal " . ($? & 127) : "exit " . ($? >> 8))' \
    "$tmp/swallow.log" "$HRM" "$tmp/swallow.lua" "${TRAIN[@]:1}" --steps 200 --run "$tmp/swallow")
 [ "$status" = "exit 130" ] && ok || bad "swallowed interrupt: $status, expected exit 130"
