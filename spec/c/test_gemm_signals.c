@@ -3,10 +3,11 @@
  * oneDNN's generated f32 GEMM kernels (2.x, AVX2 and AVX-512) point the stack pointer into a
  * heap workspace while they run; a signal handled on that thread then has its frame (several KB
  * with the AVX-512 state) written over the heap, and glibc later aborts with "corrupted size vs.
- * prev_size" — what Ctrl-C did to long training runs. A 50 µs interval timer with a handler that
- * only counts delivers tens of thousands of signals during a fixed number of GEMMs on the
- * training step's shapes, with 1, 2 and 3 threads (the workers started outside any GEMM), while malloc/free run between the calls so that
- * a damaged heap aborts the test; every product is then checked against a double-precision loop.
+ * prev_size" (or a pointer read back from the damaged heap faults) — what Ctrl-C did to long
+ * training runs. A 50 µs interval timer with a handler that only counts delivers thousands of
+ * signals during a fixed number of GEMMs on the training step's shapes, with 1, 2 and 3 threads
+ * (the workers started outside any GEMM), while malloc/free run between the calls so that a
+ * damaged heap ends the test; products are then checked against a double-precision loop.
  */
 #include <signal.h>
 #include <stdlib.h>
