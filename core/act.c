@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cpu/fastmath.h"
 #include "error.h"
 #include "nn.h"
@@ -190,29 +191,30 @@ typedef struct loss_work {
 
 static _Thread_local loss_work work;
 
+/* The buffers hold nothing between calls, so growing replaces them. */
 static int work_reserve(size_t tokens, size_t rows) {
    if (work.cap < tokens) {
-      double *a = realloc(work.tok_loss, sizeof(double) * tokens);
-      if (a) work.tok_loss = a;
-      double *b = realloc(work.tok_w, sizeof(double) * tokens);
-      if (b) work.tok_w = b;
-      int32_t *c = realloc(work.pred, sizeof(int32_t) * tokens);
-      if (c) work.pred = c;
-      HRM_CHECK(a && b && c, HRM_ERR_MEMORY, "loss: out of memory");
-      work.cap = tokens;
+      hrm_buf_free(work.tok_loss);
+      hrm_buf_free(work.tok_w);
+      hrm_buf_free(work.pred);
+      work.tok_loss = hrm_buf_alloc(sizeof(double) * tokens);
+      work.tok_w = hrm_buf_alloc(sizeof(double) * tokens);
+      work.pred = hrm_buf_alloc(sizeof(int32_t) * tokens);
+      work.cap = work.tok_loss && work.tok_w && work.pred ? tokens : 0;
+      HRM_CHECK(work.cap, HRM_ERR_MEMORY, "loss: out of memory");
    }
    if (work.rcap < rows) {
-      double *a = realloc(work.row_w, sizeof(double) * rows * 2);
-      if (a) work.row_w = a;
-      float *b = realloc(work.qh, sizeof(float) * rows * 5);
-      if (b) work.qh = b;
-      HRM_CHECK(a && b, HRM_ERR_MEMORY, "loss: out of memory");
-      work.rcap = rows;
+      hrm_buf_free(work.row_w);
+      hrm_buf_free(work.qh);
+      work.row_w = hrm_buf_alloc(sizeof(double) * rows * 2);
+      work.qh = hrm_buf_alloc(sizeof(float) * rows * 5);
+      work.rcap = work.row_w && work.qh ? rows : 0;
+      HRM_CHECK(work.rcap, HRM_ERR_MEMORY, "loss: out of memory");
    }
-   work.bce = work.row_w + rows;
-   work.qc = work.qh + rows;
-   work.seq_ok = work.qc + rows;
-   work.dqs = work.seq_ok + rows;
+   work.bce = work.row_w + work.rcap;
+   work.qc = work.qh + work.rcap;
+   work.seq_ok = work.qc + work.rcap;
+   work.dqs = work.seq_ok + work.rcap;
    return HRM_OK;
 }
 

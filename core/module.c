@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "module.h"
 
@@ -59,8 +60,8 @@ void hrm_module_free(hrm_module *m) {
    hrm_module_free(m->tokens);
    hrm_module_free(m->positions);
    hrm_module_free(m->puzzle);
-   free(m->rope_cos);
-   free(m->rope_sin);
+   hrm_buf_free(m->rope_cos);
+   hrm_buf_free(m->rope_sin);
    hrm_params_free(m->store);
    free(m);
 }
@@ -217,8 +218,8 @@ int hrm_module_block(hrm_module **out, hrm_params *p, const char *name,
    block_widths(m, cfg);
    int rc = HRM_OK;
    if (cfg->rope && !cfg->mlp_t) {
-      m->rope_cos = malloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
-      m->rope_sin = malloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
+      m->rope_cos = hrm_buf_alloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
+      m->rope_sin = hrm_buf_alloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
       if (!m->rope_cos || !m->rope_sin) rc = HRM_FAIL(HRM_ERR_MEMORY, "block: out of memory");
       else hrm_cpu_rope_tables(m->rope_cos, m->rope_sin, cfg->tokens, m->HD, cfg->rope_theta);
    }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "device.h"
 #include "error.h"
 #include "grow.h"
@@ -40,9 +41,9 @@ static void params_destroy(hrm_params *p) {
    free(p->tensors);
    hrm_tensor_free(p->params);
    hrm_tensor_free(p->grads);
-   free(p->sgrad);
-   free(p->sgrad_ids);
-   free(p->scratch);
+   hrm_buf_free(p->sgrad);
+   hrm_buf_free(p->sgrad_ids);
+   hrm_buf_free(p->scratch);
    free(p->tapes);
    free(p);
 }
@@ -188,10 +189,10 @@ float *hrm_params_grad_ptr(const hrm_params *p, int32_t i) {
 
 float *hrm_params_scratch(hrm_params *p, size_t floats) {
    if (p->scratch_floats >= floats) return p->scratch;
-   free(p->scratch);
+   hrm_buf_free(p->scratch);
    p->scratch_floats = 0;
-   const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-   p->scratch = aligned_alloc(64, bytes);
+   const size_t bytes = floats * sizeof(float);
+   p->scratch = hrm_buf_alloc(bytes);
    if (!p->scratch) {
       HRM_FAIL(HRM_ERR_MEMORY,
                "cannot allocate %zu MiB of scratch activations ---> HINT: use a smaller batch",
@@ -209,11 +210,20 @@ int hrm_params_sparse_append(hrm_params *p, int32_t rows, float **grad, int32_t 
    if (p->srows + rows > p->scap) {
       int32_t cap = p->scap ? p->scap : 16;
       while (cap < p->srows + rows) cap *= 2;
-      float *g = realloc(p->sgrad, sizeof(float) * (size_t)cap * (size_t)E);
-      HRM_CHECK(g, HRM_ERR_MEMORY, "sparse gradient rows: out of memory");
+      float *g = hrm_buf_alloc(sizeof(float) * (size_t)cap * (size_t)E);
+      int32_t *id = hrm_buf_alloc(sizeof(int32_t) * (size_t)cap);
+      if (!g || !id) {
+         hrm_buf_free(g);
+         hrm_buf_free(id);
+         return HRM_FAIL(HRM_ERR_MEMORY, "sparse gradient rows: out of memory");
+      }
+      if (p->srows > 0) {
+         memcpy(g, p->sgrad, sizeof(float) * (size_t)p->srows * (size_t)E);
+         memcpy(id, p->sgrad_ids, sizeof(int32_t) * (size_t)p->srows);
+      }
+      hrm_buf_free(p->sgrad);
+      hrm_buf_free(p->sgrad_ids);
       p->sgrad = g;
-      int32_t *id = realloc(p->sgrad_ids, sizeof(int32_t) * (size_t)cap);
-      HRM_CHECK(id, HRM_ERR_MEMORY, "sparse gradient rows: out of memory");
       p->sgrad_ids = id;
       p->scap = cap;
    }

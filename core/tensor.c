@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cpu/gemm.h"
 #include "device.h"
 #include "error.h"
@@ -88,16 +89,14 @@ int hrm_tensor_new(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t 
    size_t bytes = (size_t)numel * hrm_dtype_size(dtype);
    hrm_tensor *t = calloc(1, sizeof *t);
    hrm_storage *s = calloc(1, sizeof *s);
-   /* 64-byte aligned for vector loads; at least one line so data is never NULL */
-   size_t padded = (bytes + 63) / 64 * 64;
-   void *data = aligned_alloc(64, padded ? padded : 64);
+   void *data = hrm_buf_alloc(bytes); /* never NULL on success, even for 0 bytes */
    if (!t || !s || !data) {
       free(t);
       free(s);
-      free(data);
+      hrm_buf_free(data);
       return HRM_FAIL(HRM_ERR_MEMORY, "tensor_new: cannot allocate %zu bytes", bytes);
    }
-   memset(data, 0, padded ? padded : 64);
+   memset(data, 0, bytes);
    s->data = data;
    s->bytes = bytes;
    s->refs = 1;
@@ -153,7 +152,7 @@ void hrm_tensor_free(hrm_tensor *t) {
       if (t->storage->device != HRM_DEVICE_CPU)
          hrm_device_free(t->storage->data, t->storage->device);
       else
-         free(t->storage->data);
+         hrm_buf_free(t->storage->data);
       free(t->storage);
    }
    free(t);

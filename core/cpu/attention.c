@@ -5,13 +5,15 @@
  * every position (puzzle prefix included) attends to all T. Each (b, h) pair is two GEMMs on
  * strided views around a vectorised row softmax; the pairs run in parallel and the GEMM library
  * runs single-threaded inside. The probabilities are kept for the backward. The rope_ variants
- * apply RoPE to the head's Q and K (and its transpose to dQ, dK) inside the same pass.
+ * apply RoPE to the head's Q and K (and its transpose to dQ, dK) inside the same pass. In the
+ * scalar reference mode (scalar.h) the softmax rows are the plain scalar twins.
  */
 #include <math.h>
 
 #include "fastmath.h"
 #include "../nn.h"
 #include "gemm.h"
+#include "scalar.h"
 
 /* row (T) = softmax(row), in place; the reductions vectorise (float partial sums). */
 static void softmax_row(float *restrict row, int T) {
@@ -34,8 +36,12 @@ static void softmax_row(float *restrict row, int T) {
  * steps (max, its reduction, exp, the sum's reduction, the reciprocal); with AVX-512 four rows go
  * through each step together, whole vectors plus one masked vector for the last T mod 16
  * columns (for T = 82: 2.8x faster than row by row). */
-static void softmax_rows(float *a, int T, int rows) {
+static void softmax_rows(float *a, int T, int rows, int scalar) {
    int i = 0;
+   if (scalar) {
+      for (; i < rows; i++) hrm_cpu_scalar_softmax_row(a + (int64_t)i * T, T);
+      return;
+   }
 #if defined(__AVX512F__)
    enum { G = 4 };
    const int full = T / 16 * 16;
@@ -86,9 +92,9 @@ static void softmax_row_backward(float *restrict dp, const float *restrict p, in
 
 /* One (b, h) pair: a (T, T) = softmax(scale · q kᵀ), o (T, HD) stride D = a · v. */
 static void head_forward(float *o, float *a, const float *q, const float *k, const float *v,
-                         int T, int HD, int D, float scale) {
+                         int T, int HD, int D, float scale, int scalar) {
    hrm_cpu_sgemm(0, 1, T, T, HD, scale, q, 3 * D, k, 3 * D, 0.0f, a, T);
-   softmax_rows(a, T, T);
+   softmax_rows(a, T, T, scalar);
    hrm_cpu_sgemm(0, 0, T, HD, T, 1.0f, a, T, v, 3 * D, 0.0f, o, D);
 }
 
@@ -96,13 +102,14 @@ void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, 
                                int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
+   const int scalar = hrm_cpu_scalar();
    hrm_cpu_gemm_serial(1);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
       const int64_t b = bh / NH, h = bh % NH;
       const float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D, then K and V
       head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
-                   scale);
+                   scale, scalar);
    }
    hrm_cpu_gemm_serial(0);
 }
@@ -111,6 +118,7 @@ void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const fl
                                     const float *sin_t, int B, int T, int NH, int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
+   const int scalar = hrm_cpu_scalar();
    hrm_cpu_gemm_serial(1);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
@@ -119,7 +127,7 @@ void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const fl
       hrm_cpu_rope_rows(q, 3 * D, T, HD, cos_t, sin_t, 1.0f);
       hrm_cpu_rope_rows(q + D, 3 * D, T, HD, cos_t, sin_t, 1.0f);
       head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
-                   scale);
+                   scale, scalar);
    }
    hrm_cpu_gemm_serial(0);
 }
@@ -129,6 +137,7 @@ void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout
                                      const float *sin_t, int B, int T, int NH, int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
+   const int scalar = hrm_cpu_scalar();
    hrm_cpu_gemm_serial(1);
 #pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
    for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
@@ -146,7 +155,10 @@ void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout
       hrm_cpu_sgemm(0, 1, T, T, HD, 1.0f, dO, D, v, 3 * D, 0.0f, da, T);
       hrm_cpu_sgemm(1, 0, T, HD, T, 1.0f, a, T, dO, D, 0.0f, dv, 3 * D);
       // softmax backward in place: dS = P ⊙ (dP − Σ_j P dP)
-      for (int i = 0; i < T; i++) softmax_row_backward(da + (int64_t)i * T, a + (int64_t)i * T, T);
+      for (int i = 0; i < T; i++) {
+         if (scalar) hrm_cpu_scalar_softmax_row_backward(da + (int64_t)i * T, a + (int64_t)i * T, T);
+         else softmax_row_backward(da + (int64_t)i * T, a + (int64_t)i * T, T);
+      }
       // dQ = scale · dS · K ; dK = scale · dSᵀ · Q
       hrm_cpu_sgemm(0, 0, T, HD, T, scale, da, T, k, 3 * D, 0.0f, dq, 3 * D);
       hrm_cpu_sgemm(1, 0, T, HD, T, scale, da, T, q, 3 * D, 0.0f, dk, 3 * D);

@@ -8,15 +8,21 @@
  * option (oneDNN builds), both operands rounded to bf16 (nearest even) into scratch buffers and
  * multiplied by a oneDNN matmul primitive with fp32 accumulation and fp32 output, as the
  * reference's bf16 forward does. Primitives are created once per shape and kept.
+ *
+ * Signals are held during every library call (see hold_signals): oneDNN 2.x's generated f32
+ * GEMM kernels run with the stack pointer inside a heap workspace, so a signal frame pushed
+ * there would be written over the heap.
  */
 #include "gemm.h"
 
 #include <omp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../alloc.h"
 #include "../hrm.h"
 
 #if defined(HRM_GEMM_DNNL)
@@ -25,10 +31,66 @@
 #include <cblas.h>
 #endif
 
+/* ---- signals ------------------------------------------------------------------------------------
+ * oneDNN 2.x's generated f32 GEMM kernels (jit_avx512_common_gemm_f32, jit_avx_gemm_f32) point rsp
+ * into a heap workspace while they run (fixed upstream in oneDNN 3.11, uxlfoundation/oneDNN#4845);
+ * the kernel pushes a signal frame (~3 KB with the AVX-512 state) at rsp, over the heap, and glibc
+ * aborts later ("corrupted size vs. prev_size") — what Ctrl-C did to training runs. So every
+ * asynchronous signal is held pending on the calling thread for the length of a library call and
+ * handled right after it, and blocked for good on the OpenMP worker threads, which only compute.
+ * Faults (SEGV, BUS, FPE, ILL, TRAP, ABRT, SYS) stay deliverable: a bad access still stops at once.
+ * spec/c/test_gemm_signals.c aborts without this. */
+
+static _Thread_local int held_for_good;  // an OpenMP worker whose asynchronous signals are blocked
+
+static void async_signals(sigset_t *set) {
+   static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+   sigfillset(set);
+   for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(set, faults[i]);
+}
+
+/* Block the asynchronous signals on this thread (saving its mask in *old; returns 0 when there is
+ * nothing to restore) and, at the top level, on every worker of the team the library will use.
+ * A worker keeps its mask for good, but libgomp ends surplus workers when a smaller team follows
+ * (oneDNN sizes its teams to the problem) and starts new ones, with the mask of whichever thread
+ * starts that team. With 2 threads teams are 1 or 2 and the pool never changes, so one visit per
+ * thread count does; with more, the team is visited on every top-level call (a parallel region in
+ * which workers whose flag is set do nothing). */
+static int visited_threads;  // the team size whose workers were all blocked (<= 2 threads)
+
+static int hold_signals(sigset_t *old) {
+   if (held_for_good) return 0;
+   sigset_t set;
+   async_signals(&set);
+   if (omp_get_level() > 0 && omp_get_thread_num() != 0) {
+      pthread_sigmask(SIG_BLOCK, &set, NULL); /* a worker calling the library from a loop */
+      held_for_good = 1;
+      return 0;
+   }
+   pthread_sigmask(SIG_BLOCK, &set, old);
+   const int n = omp_get_max_threads();
+   if (omp_get_level() == 0 && n > 1 && (n > 2 || n != visited_threads)) {
+#pragma omp parallel
+      if (omp_get_thread_num() != 0 && !held_for_good) {
+         pthread_sigmask(SIG_BLOCK, &set, NULL);
+         held_for_good = 1;
+      }
+      visited_threads = n;
+   }
+   return 1;
+}
+
+/* Restore the mask saved by hold_signals; a signal that arrived meanwhile is handled now. */
+static void release_signals(int held, const sigset_t *old) {
+   if (held) pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 void hrm_cpu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                    float *C, int64_t ldc) {
    if (M <= 0 || N <= 0) return;
+   sigset_t old;
+   const int held = hold_signals(&old);
 #if defined(HRM_GEMM_DNNL)
    dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C,
               ldc);
@@ -37,6 +99,7 @@ void hrm_cpu_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
                trans_b ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
                (int)ldb, beta, C, (int)ldc);
 #endif
+   release_signals(held, &old);
 }
 
 void hrm_cpu_dgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, double alpha,
@@ -138,9 +201,9 @@ static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
 
 static int mm_reserve(int which, size_t n) {
    if (mm_cap[which] >= n) return 1;
-   uint16_t *p = aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
+   uint16_t *p = hrm_buf_alloc(n * sizeof(uint16_t));
    if (!p) return 0;
-   free(mm_buf[which]);
+   hrm_buf_free(mm_buf[which]);
    mm_buf[which] = p;
    mm_cap[which] = n;
    return 1;
@@ -212,8 +275,11 @@ static int gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alph
           dnnl_memory_create(&mc, &e->c, mm_engine, C) == dnnl_success) {
          const dnnl_exec_arg_t args[3] = {
             {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+         sigset_t old;
+         const int held = hold_signals(&old);
          done = dnnl_primitive_execute(e->prim, mm_stream, 3, args) == dnnl_success &&
                 dnnl_stream_wait(mm_stream) == dnnl_success;
+         release_signals(held, &old);
       }
       if (ma) dnnl_memory_destroy(ma);
       if (mb) dnnl_memory_destroy(mb);

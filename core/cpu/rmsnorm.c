@@ -8,9 +8,17 @@
 #include <math.h>
 
 #include "../nn.h"
+#include "scalar.h"
 
 void hrm_cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, int64_t N, int D,
                              float eps) {
+   if (hrm_cpu_scalar()) {
+      for (int64_t n = 0; n < N; n++) {
+         const float r = hrm_cpu_scalar_rmsnorm_row(out + n * D, inp + n * D, NULL, D, eps);
+         if (rstd) rstd[n] = r;
+      }
+      return;
+   }
 #pragma omp parallel for schedule(static) if (N * D >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *restrict x = inp + n * D;  // (D)
@@ -27,6 +35,13 @@ void hrm_cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, int64_t 
 
 void hrm_cpu_add_rmsnorm_forward(float *out, float *rstd, const float *a, const float *b,
                                  int64_t N, int D, float eps) {
+   if (hrm_cpu_scalar()) {
+      for (int64_t n = 0; n < N; n++) {
+         const float r = hrm_cpu_scalar_rmsnorm_row(out + n * D, a + n * D, b + n * D, D, eps);
+         if (rstd) rstd[n] = r;
+      }
+      return;
+   }
 #pragma omp parallel for schedule(static) if (N * D >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *x1 = a + n * D;  // (D)
@@ -47,6 +62,11 @@ void hrm_cpu_add_rmsnorm_forward(float *out, float *rstd, const float *a, const 
 
 void hrm_cpu_rmsnorm_backward(float *dinp, const float *dout, const float *out,
                               const float *rstd, int64_t N, int D) {
+   if (hrm_cpu_scalar()) {
+      for (int64_t n = 0; n < N; n++)
+         hrm_cpu_scalar_rmsnorm_row_backward(dinp + n * D, dout + n * D, out + n * D, rstd[n], D);
+      return;
+   }
 #pragma omp parallel for schedule(static) if (N * D >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *dy = dout + n * D;  // (D)

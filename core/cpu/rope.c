@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "../nn.h"
+#include "scalar.h"
 
 void hrm_cpu_rope_tables(float *cos_t, float *sin_t, int T, int HD, double theta) {
    const int half = HD / 2;
@@ -45,6 +46,10 @@ static inline void rope_rows(float *x, int64_t ld, int T, int half, const float 
 
 void hrm_cpu_rope_rows(float *x, int64_t ld, int T, int HD, const float *cos_t,
                        const float *sin_t, float sign) {
+   if (hrm_cpu_scalar()) {
+      hrm_cpu_scalar_rope_rows(x, ld, T, HD, cos_t, sin_t, sign);
+      return;
+   }
    switch (HD) {
    case 32: rope_rows(x, ld, T, 16, cos_t, sin_t, sign); break;
    case 64: rope_rows(x, ld, T, 32, cos_t, sin_t, sign); break;

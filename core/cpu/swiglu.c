@@ -7,6 +7,7 @@
 
 #include "fastmath.h"
 #include "../nn.h"
+#include "scalar.h"
 
 /* One row: o = silu(g) * u, (I) each. With AVX-512 the division becomes a reciprocal estimate
  * refined by one Newton step (within 1 ulp; vdivps alone was the row's bottleneck, 1.07 ->
@@ -28,10 +29,12 @@ static void swiglu_row(float *restrict o, const float *restrict g, const float *
 }
 
 void hrm_cpu_swiglu_forward(float *out, const float *gu, int64_t N, int I) {
+   const int scalar = hrm_cpu_scalar();
 #pragma omp parallel for schedule(static) if (N * I >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *g = gu + n * 2 * I;  // (I) gate
-      swiglu_row(out + n * I, g, g + I, I);
+      if (scalar) hrm_cpu_scalar_swiglu_row(out + n * I, g, g + I, I);
+      else swiglu_row(out + n * I, g, g + I, I);
    }
 }
 
@@ -46,15 +49,21 @@ static void swiglu_row_backward(float *restrict dg, float *restrict du, const fl
 }
 
 void hrm_cpu_swiglu_backward(float *dgu, const float *dout, const float *gu, int64_t N, int I) {
+   const int scalar = hrm_cpu_scalar();
 #pragma omp parallel for schedule(static) if (N * I >= HRM_OMP_MIN_WORK)
    for (int64_t n = 0; n < N; n++) {
       const float *g = gu + n * 2 * I;  // (I) gate, then (I) up
       float *dg = dgu + n * 2 * I;      // (I) d gate, then (I) d up
-      swiglu_row_backward(dg, dg + I, dout + n * I, g, g + I, I);
+      if (scalar) hrm_cpu_scalar_swiglu_row_backward(dg, dg + I, dout + n * I, g, g + I, I);
+      else swiglu_row_backward(dg, dg + I, dout + n * I, g, g + I, I);
    }
 }
 
 void hrm_cpu_residual_forward(float *out, const float *a, const float *b, int64_t n) {
+   if (hrm_cpu_scalar()) {
+      hrm_cpu_scalar_residual(out, a, b, n);
+      return;
+   }
 #pragma omp parallel for schedule(static) if (n >= HRM_OMP_MIN_WORK)
    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

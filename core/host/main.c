@@ -105,6 +105,7 @@ int hrm_host_docall(lua_State *L, int narg, int nres) {
    hrm_host_interrupts(L, 1);
    int status = lua_pcall(L, narg, nres, base);
    hrm_host_interrupts(L, 0);
+   hrm_interrupt_defer(0); /* nothing runs now: drop an interrupt request no loop took */
    lua_remove(L, base);
    return status;
 }

@@ -40,7 +40,11 @@ static void on_sigint(int sig) {
       return;
    }
    /* The hook stops interpreted code at its next call, return or instruction; a loop running as
-    * compiled machine code never checks it, so a second Ctrl-C ends the process (as lua.c does). */
+    * compiled machine code never checks it, so a second Ctrl-C ends the process (as lua.c does).
+    * The request is also recorded: when a pcall swallows the "interrupted" error, a training loop
+    * started later in the same chunk still stops (and saves) at its first step; hrm_host_docall
+    * drops a request that nothing took. */
+   hrm_interrupt_request();
    signal(SIGINT, SIG_DFL);
    if (interrupt_state)
       lua_sethook(interrupt_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
