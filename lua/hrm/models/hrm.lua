@@ -20,6 +20,22 @@ local HRM = { name = "hrm" }
 -- A config error from a model file's build, naming the field (no file position).
 function HRM.refuse(fmt, ...) error("hrm.Model: " .. string.format(fmt, ...), 0) end
 
+-- The modules every model file here declares first, in the reference's state-dict order: the
+-- token embedding, the LM head (task positions P..T-1), the Q head (token 0: zero weight, bias
+-- -5, so nobody halts until the head learns, §1.11.7) and learned positions. net.cfg, net.prefix
+-- (P) and net.tokens (T) must be set.
+function HRM.declare_io(net, store)
+   local cfg, P, T = net.cfg, net.prefix, net.tokens
+   local D, S, inner = cfg.hidden_size, cfg.seq_len, "model.inner."
+   net.embed_tokens = nn.Embedding(store, inner .. "embed_tokens", cfg.vocab_size, D)
+   net.lm_head = nn.Linear(store, inner .. "lm_head", D, cfg.vocab_size, { tokens = { P, S } })
+   net.q_head = nn.Linear(store, inner .. "q_head", D, 2,
+                          { tokens = { 0, 1 }, bias = true, init = "zero", bias_init = -5 })
+   if cfg.pos_encodings == "learned" then
+      net.embed_pos = nn.Embedding(store, inner .. "embed_pos", T, D)
+   end
+end
+
 function HRM.build(cfg, store)
    local D, S, E = cfg.hidden_size, cfg.seq_len, cfg.puzzle_emb_ndim
    for _, k in ipairs({ "H_layers", "L_layers" }) do
@@ -30,14 +46,7 @@ function HRM.build(cfg, store)
    local T = S + P
    local inner = "model.inner."
    local net = { cfg = cfg, prefix = P, tokens = T }
-   net.embed_tokens = nn.Embedding(store, inner .. "embed_tokens", cfg.vocab_size, D)
-   net.lm_head = nn.Linear(store, inner .. "lm_head", D, cfg.vocab_size, { tokens = { P, S } })
-   -- q = q_head(z_H[:, 0]): zero weight, bias -5, so nobody halts until the head learns (§1.11.7)
-   net.q_head = nn.Linear(store, inner .. "q_head", D, 2,
-                          { tokens = { 0, 1 }, bias = true, init = "zero", bias_init = -5 })
-   if cfg.pos_encodings == "learned" then
-      net.embed_pos = nn.Embedding(store, inner .. "embed_pos", T, D)
-   end
+   HRM.declare_io(net, store)
    local block = { hidden_size = D, num_heads = cfg.num_heads, expansion = cfg.expansion,
                    rms_norm_eps = cfg.rms_norm_eps, tokens = T,
                    rope = cfg.pos_encodings == "rope", rope_theta = cfg.rope_theta }

@@ -30,13 +30,7 @@ function Transformer.build(cfg, store)
    local T = S + P
    local inner = "model.inner."
    local net = { cfg = cfg, prefix = P, tokens = T }
-   net.embed_tokens = nn.Embedding(store, inner .. "embed_tokens", cfg.vocab_size, D)
-   net.lm_head = nn.Linear(store, inner .. "lm_head", D, cfg.vocab_size, { tokens = { P, S } })
-   net.q_head = nn.Linear(store, inner .. "q_head", D, 2,
-                          { tokens = { 0, 1 }, bias = true, init = "zero", bias_init = -5 })
-   if cfg.pos_encodings == "learned" then
-      net.embed_pos = nn.Embedding(store, inner .. "embed_pos", T, D)
-   end
+   HRM.declare_io(net, store)
    local block = { hidden_size = D, num_heads = cfg.num_heads, expansion = cfg.expansion,
                    rms_norm_eps = cfg.rms_norm_eps, tokens = T, head_dim = math.floor(D / cfg.num_heads),
                    rope = cfg.pos_encodings == "rope", rope_theta = cfg.rope_theta }
