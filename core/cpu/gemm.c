@@ -58,8 +58,13 @@ static void async_signals(sigset_t *set) {
  * which workers whose flag is set do nothing). */
 static int visited_threads;  // the team size whose workers were all blocked (<= 2 threads)
 
+/* A serial section (hrm_cpu_gemm_serial: attention's loop of per-head GEMMs) holds the signals
+ * once for its whole length on the thread that opens it, instead of twice per GEMM. */
+static _Thread_local int section_open, section_held;
+static _Thread_local sigset_t section_mask;  // the opening thread's mask before the section
+
 static int hold_signals(sigset_t *old) {
-   if (held_for_good) return 0;
+   if (held_for_good || section_open) return 0;
    sigset_t set;
    async_signals(&set);
    if (omp_get_level() > 0 && omp_get_thread_num() != 0) {
@@ -149,6 +154,13 @@ void hrm_cpu_gemm_set_threads(int n) {
 }
 
 void hrm_cpu_gemm_serial(int on) {
+   if (on && !section_open) {
+      section_held = hold_signals(&section_mask);
+      section_open = 1;
+   } else if (!on && section_open) {
+      section_open = 0;
+      release_signals(section_held, &section_mask);
+   }
 #if defined(HRM_GEMM_DNNL)
    (void)on; /* oneDNN runs single-threaded inside an OpenMP parallel region by itself */
 #else

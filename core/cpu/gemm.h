@@ -26,7 +26,8 @@ int hrm_cpu_gemm_dtype(void);
 const char *hrm_cpu_gemm_name(void);   /* "oneDNN 2.6.3" / "OpenBLAS 0.3.21 ..." */
 void hrm_cpu_gemm_set_threads(int n);
 /* on = 1 before an OpenMP loop whose iterations call hrm_cpu_sgemm, 0 after it: the library then
- * runs single-threaded inside the loop instead of oversubscribing the cores. */
+ * runs single-threaded inside the loop instead of oversubscribing the cores, and the calling
+ * thread holds its signals once for the whole loop rather than around each GEMM. */
 void hrm_cpu_gemm_serial(int on);
 
 #endif
