@@ -50,6 +50,30 @@ describe("hrm.repl.eval", function()
    end)
 end)
 
+describe("hrm.repl.traceback", function()
+   it("keeps the stack of the last error out of the message and one call away", function()
+      local status, out = capture(function() return repl.eval("local t = hrm.Tensor.zeros(3); return t[5]") end)
+      assert.equal("error", status)
+      assert.equal("stdin:1: index: index 5 out of range for dimension 1 of size 3\n", out)
+      local _, trace = capture(function() return repl.traceback() end)
+      assert.truthy(trace:find("stack traceback", 1, true))
+      assert.truthy(trace:find("in main chunk", 1, true))
+      assert.falsy(trace:find("repl.lua", 1, true))
+   end)
+end)
+
+describe("hrm.repl.complete", function()
+   it("lists submodules of hrm that are not loaded yet", function()
+      local hrm = require "hrm"
+      local lazy = getmetatable(hrm).__submodules
+      for name in pairs(lazy) do
+         local found = false
+         for _, c in ipairs(repl.complete("hrm." .. name:sub(1, 1))) do found = found or c == "hrm." .. name end
+         assert.is_true(found, name)
+      end
+   end)
+end)
+
 describe("hrm.repl.pretty", function()
    it("prints tables sorted, nested to a depth limit", function()
       assert.equal('{1, 2, a = 3, b = "x"}', repl.pretty({ 1, 2, a = 3, b = "x" }))

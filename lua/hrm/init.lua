@@ -44,10 +44,14 @@ local lazy = {
    repl = "hrm.repl", Model = "hrm.Model", config = "hrm.config", optim = "hrm.optim",
    schedule = "hrm.schedule", data = "hrm.data", checkpoint = "hrm.checkpoint",
    train = "hrm.train", progress = "hrm.progress", viz = "hrm.viz", json = "hrm.json",
-   safetensors = "hrm.safetensors", nn = "hrm.nn",
+   safetensors = "hrm.safetensors", nn = "hrm.nn", doc = "hrm.doc",
 }
 
+-- help(x): the documentation of a function, module or name ("tasks.sudoku"), see hrm.doc.
+function hrm.help(x) return require("hrm.doc").help(x) end
+
 return setmetatable(hrm, {
+   __submodules = lazy, -- what the REPL completes before first use
    __index = function(t, k)
       local name = lazy[k]
       if name == nil then return nil end
