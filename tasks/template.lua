@@ -72,6 +72,13 @@ local function new(opts)
       return table.concat(out)
    end
 
+   -- example(s) -> the example of a puzzle string (what task:solve(model, "0123...") reads).
+   function A.example(s) return { input = s } end
+
+   -- task:solve(model, puzzles [, opts]) -> results: encode, model:solve, decode (and check,
+   -- when the task defines check(example, prediction) -> true | false, reason).
+   function A.solve(_, model, puzzles, sopts) return util.solve_with(A, model, puzzles, sopts) end
+
    -- load(path [, opts]) -> list of examples | nil, err (CSV "input,output"; spaces kept).
    function A.load(path, lopts)
       if type(path) ~= "string" then error("template.load: path must be a string", 2) end
