@@ -67,6 +67,11 @@ function M.surface()
    local modules = { { "hrm", hrm } }
    local names = {}
    for k in pairs(getmetatable(hrm).__submodules) do names[#names + 1] = k end
+   for k, v in pairs(hrm) do -- submodules loaded with the package (hrm.Tensor)
+      if type(v) == "table" and k ~= "C" and has_functions(v) and not getmetatable(hrm).__submodules[k] then
+         names[#names + 1] = k
+      end
+   end
    table.sort(names)
    for _, k in ipairs(names) do modules[#modules + 1] = { "hrm." .. k, hrm[k] } end
    for _, k in ipairs(M.tasks) do modules[#modules + 1] = { "tasks." .. k, require("tasks." .. k) } end
@@ -135,9 +140,14 @@ local function path_of_name(s)
    for _, p in ipairs({ s, dotted, "hrm." .. dotted, "tasks." .. dotted }) do
       if record_of(p) then return p end
    end
+   -- "Tensor:add" -> paths ending in ".add" that pass through "Tensor" (hrm.Tensor.methods.add)
+   local qualifier, last = dotted:match("^(.*)%.([^.]+)$")
+   last = last or dotted
    local found = {}
    for path in pairs(map) do
-      if path:sub(-#dotted - 1) == "." .. dotted then found[#found + 1] = path end
+      if path:sub(-#last - 1) == "." .. last and (not qualifier or path:find(qualifier, 1, true)) then
+         found[#found + 1] = path
+      end
    end
    table.sort(found)
    if #found == 1 then return found[1] end
@@ -202,8 +212,9 @@ function M.help(x)
    local text
    if x == nil then
       local subs = {}
-      for k in pairs(getmetatable(require "hrm").__submodules) do subs[#subs + 1] = "hrm." .. k end
-      table.sort(subs)
+      for _, e in ipairs(M.surface()) do
+         if e.kind == "module" and e.path:match("^hrm%.") then subs[#subs + 1] = e.path end
+      end
       text = format(OVERVIEW, wrap(concat(subs, ", "), 80):gsub("\n", "\n         "), concat(M.tasks, ", tasks."))
    else
       local path, candidates

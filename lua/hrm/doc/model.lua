@@ -49,5 +49,5 @@ return {
 { "hrm.schedule", "hrm.schedule", "Learning-rate schedules: closures step -> multiplier of the base learning rates (the parameters' and the puzzle table's, as the reference applies them).", "local s = hrm.schedule.warmup_cosine{warmup = 100, total = 2000}\nprint(s(50), s(2000))" },
 { "hrm.schedule.warmup_cosine", "hrm.schedule.warmup_cosine{warmup, total, min_ratio = 1} -> fn(step)", "Linear warmup over `warmup` steps, then a cosine decay to min_ratio at `total` (min_ratio = 1 stays constant).", "local s = hrm.schedule.warmup_cosine{warmup = 200, total = 5000, min_ratio = 0.1}" },
 { "hrm.schedule.warmup_constant", "hrm.schedule.warmup_constant{warmup} -> fn(step)", "The reference's default: linear warmup, then constant.", "local s = hrm.schedule.warmup_constant{warmup = 100}" },
-{ "hrm.schedule.constant", "hrm.schedule.constant() -> fn(step)", "Always 1.", "local s = hrm.schedule.constant()" },
+{ "hrm.schedule.constant", "hrm.schedule.constant() -> fn(step)", "A constant multiplier of 1 (the base rates throughout).", "local s = hrm.schedule.constant()" },
 }
