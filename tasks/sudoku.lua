@@ -352,6 +352,9 @@ local function new(opts)
    -- A complete grid where every row, column and box holds each digit once; when a puzzle
    -- is given, the grid must also agree with its givens.
    function A.is_valid(grid, puzzle)
+      if type(grid) ~= "string" and type(grid) ~= "cdata" then
+         error("sudoku.is_valid: bad argument #1 (grid): expected a board string or an FFI array, got " .. type(grid), 2)
+      end
       local ok, err = parse_into(grid, vals_a)
       if not ok then return false, err end
       for cell = 0, NN - 1 do

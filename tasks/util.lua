@@ -105,6 +105,7 @@ end
 -- header is the list of column names; each row is a list of field strings (spaces kept).
 -- opts.limit: stop after that many data rows; opts.header = false: no header line.
 function M.read_csv(path, opts)
+   if type(path) ~= "string" then error("read_csv: bad argument #1 (path): expected a string, got " .. type(path), 2) end
    opts = opts or {}
    local text, err = M.read_file(path)
    if not text then return nil, err end
@@ -447,6 +448,8 @@ end
 
 -- permutation(n, rng) -> Lua table, a uniformly random permutation of 1..n
 function M.permutation(n, rng)
+   if type(n) ~= "number" then error("permutation: bad argument #1 (n): expected a number, got " .. type(n), 2) end
+   rng = M.as_rng(rng, "permutation")
    local p = {}
    for i = 1, n do p[i] = i end
    for i = n, 2, -1 do
@@ -587,6 +590,10 @@ end
 -- n_groups = G, and the dataset.json metadata fields. This is the single function the C
 -- dataset engine (hrm.data.Dataset) will replace; adapters call nothing else to lay data out.
 local function build_arrays(adapter, groups, meta)
+   if type(adapter) ~= "table" or type(adapter.encode) ~= "function" then
+      error("build_arrays: bad argument #1 (adapter): expected a task adapter table, got " .. type(adapter), 2)
+   end
+   if type(groups) ~= "table" then error("build_arrays: bad argument #2 (groups): expected a list, got " .. type(groups), 2) end
    meta = meta or {}
    local S = adapter.seq_len
    local n, np = 0, 0

@@ -29,7 +29,7 @@ end
 local default_device = "cpu"
 function hrm.set_default_device(name)
    if name ~= "cpu" and name ~= "cuda" then
-      error("set_default_device: expected \"cpu\" or \"cuda\", got " .. tostring(name), 2)
+      error("set_default_device: bad argument #1 (name): expected \"cpu\" or \"cuda\", got " .. tostring(name), 2)
    end
    if name == "cuda" and not hrm.cuda_available() then
       error("set_default_device: CUDA is not available (this build has no CUDA backend or no GPU " ..
