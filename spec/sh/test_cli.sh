@@ -81,7 +81,7 @@ if command -v script >/dev/null; then
    session=$!
    exec 3>"$tmp/keys"
    keys() { printf "$1" >&3; }
-   seen() { tr -d '\r' <"$tmp/session" 2>/dev/null | grep -cF -- "$1"; }
+   seen() { tr -d '\r' 2>/dev/null <"$tmp/session" | grep -cF -- "$1"; }
    wait_for() { # text [count]: wait (60 s at most) until the output shows text count times
       local i
       for ((i = 0; i < 600; i++)); do
@@ -107,6 +107,9 @@ if command -v script >/dev/null; then
    keys 'traceback()\n'; wait_for "stack traceback" && ok
    keys 'print("tr".."aced")\n'; wait_for traced
    expect_out "traceback leaves out the REPL" "0" "$(seen "repl.lua")"
+   keys 'help(hrm.Model)\n'; wait_for "hrm.Model(cfg [," && ok
+   keys 'help "tasks.sudoku"\n'; wait_for "N x N Sudoku" && ok
+   keys 'help(hrm.Model.solve)\n'; wait_for "a table of B booleans" && ok
    keys '\004'; exec 3>&-
    wait $session; expect_out "REPL ends with Ctrl-D, status 0" "0" "$?"
    expect_out "no leftover input after Ctrl-C" "0" "$(seen "unexpected symbol")"
