@@ -40,6 +40,23 @@ describe("model:solve inputs", function()
    end)
 end)
 
+describe("model:step inputs", function()
+   it("gives the same losses for tables of rows as for i32 tensors", function()
+      local rows = rows_of(PUZZLES)
+      local labels = {}
+      for i, p in ipairs(PUZZLES) do
+         local _, y = sudoku4.encode{ puzzle = p, solution = sudoku4.solve(p) }
+         labels[i] = {}
+         for k = 0, 15 do labels[i][k + 1] = y[k] end
+      end
+      local a = model:step(model:carry(2), { inputs = rows, labels = labels })
+      local b = model:step(model:carry(2), { inputs = hrm.Tensor(rows, "i32"), labels = hrm.Tensor(labels, "u8") })
+      assert.equal(a.lm_loss, b.lm_loss)
+      assert.equal(a.exact_accuracy, b.exact_accuracy)
+      assert.equal(2, a.count)
+   end)
+end)
+
 describe("model:solve halting policies", function()
    local rows = rows_of(PUZZLES)
    local function steps_with(policy)
