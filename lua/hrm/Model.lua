@@ -3,8 +3,9 @@
 -- hrm.Model(cfg) picks the model file by cfg.arch ("hrm": lua/hrm/models/hrm.lua; or a path to
 -- a user's model file), declares its modules into a parameter store and builds it.
 -- model:step(carry, batch, opts) runs one ACT segment for every row (with the backward in
--- training) and returns the reference's losses and metrics; model:solve(batch, opts) runs the
--- inference loop with a halting policy ("max", "q", or a Lua function). Output tensors are
+-- training) and returns the reference's losses and metrics; model:solve(inputs, opts) runs the
+-- inference loop with a halting policy ("max", "q", or a Lua function). Token ids come as i32
+-- tensors or Lua tables of rows (puzzle strings go through task:solve). Output tensors are
 -- allocated once per batch size and refilled by every step: copy them (`:clone()`) to keep.
 local ffi = require "ffi"
 local bit = require "bit"
@@ -191,9 +192,9 @@ local function cdata_row(row, S)
 end
 
 -- Token ids as a (B, S) i32 tensor, from a tensor (other integer dtypes are converted; one row
--- may be 1-D) or a Lua table of rows (tables or FFI arrays of S ids; or one row of numbers). `what` names the argument in
--- errors ("solve: bad argument #1 (inputs)"); level is the error level of the public caller.
--- vocab (optional) bounds the ids.
+-- may be 1-D) or a Lua table of rows (tables or FFI arrays of S ids; or one row of numbers).
+-- `what` names the argument in errors ("solve: bad argument #1 (inputs)"); level is the error
+-- level of the public caller; vocab (optional) bounds the ids.
 local function token_tensor(x, S, what, level, vocab)
    if Tensor.is_tensor(x) then
       if not INTEGER_DTYPES[x:dtype()] then

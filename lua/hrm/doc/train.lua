@@ -27,5 +27,6 @@ return {
 { "hrm.viz.save", "hrm.viz.save(path, svg) -> true | nil, err", "Writes an SVG string to a file.", 'assert(hrm.viz.save("loss.svg", svg))' },
 { "hrm.viz.read_metrics", "hrm.viz.read_metrics(path) -> records, skipped | nil, err", "The decoded lines of a metrics.jsonl and the number of malformed lines skipped.", 'local recs = hrm.viz.read_metrics("runs/x/metrics.jsonl")' },
 { "hrm.viz.plot_run", "hrm.viz.plot_run(dir) -> files | nil, err", "Writes loss.svg, accuracy.svg, steps.svg, lr.svg and halting.svg into a run directory from its metrics.jsonl; the curves' x-axis ends at the last step and carries marks at curriculum level changes and checkpoints.", 'for _, f in ipairs(assert(hrm.viz.plot_run("runs/x"))) do print(f) end' },
+{ "hrm.viz.run_marks", "hrm.viz.run_marks(records) -> marks, last_step", "The marks plot_run draws on a run's curves: its event lines (a curriculum's level changes) as labelled vertical lines, and checkpoints (every evaluation and the end) as ticks on the x-axis.", 'local marks, last = hrm.viz.run_marks(assert(hrm.viz.read_metrics("runs/x/metrics.jsonl")))' },
 { { "hrm.viz.ticks", "hrm.viz.escape" }, "hrm.viz.ticks(lo, hi [, n]) -> ticks, lo', hi', step;  hrm.viz.escape(s)", "Nice tick values covering [lo, hi]; text escaped for SVG.", "print(table.concat(hrm.viz.ticks(0, 9000), \" \"))" },
 }
