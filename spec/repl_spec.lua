@@ -30,6 +30,13 @@ describe("hrm.repl.eval", function()
       repl_spec_x = nil
    end)
 
+   it("prints the value of an expression after statements on one line", function()
+      local status, out = capture(function() return repl.eval("repl_spec_y = 20; repl_spec_y + 1") end)
+      assert.equal("ok", status)
+      assert.equal("21\n", out)
+      repl_spec_y = nil
+   end)
+
    it("asks for more input on an unfinished statement", function()
       assert.equal("incomplete", repl.eval("for i = 1, 2 do"))
       assert.equal("incomplete", repl.eval("f = function()"))
@@ -52,7 +59,7 @@ end)
 
 describe("hrm.repl.traceback", function()
    it("keeps the stack of the last error out of the message and one call away", function()
-      local status, out = capture(function() return repl.eval("local t = hrm.Tensor.zeros(3); return t[5]") end)
+      local status, out = capture(function() return repl.eval("t = hrm.Tensor.zeros(3); t[5]") end)
       assert.equal("error", status)
       assert.equal("stdin:1: index: index 5 out of range for dimension 1 of size 3\n", out)
       local _, trace = capture(function() return repl.traceback() end)

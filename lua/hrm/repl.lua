@@ -1,8 +1,8 @@
 -- hrm.repl — what the interactive prompt of `hrm` does with a line (the C host reads lines).
 --
 -- eval(source) compiles the input as an expression first (so `x*2` prints 42; a leading `=`
--- is optional), then as a statement; an unfinished statement returns "incomplete" so the host
--- reads more lines. Input runs uncompiled (jit.off), so Ctrl-C stops even a tight loop. Values
+-- is optional), then as statements (`x = f(); x[5]` prints x[5]); an unfinished statement
+-- returns "incomplete" so the host reads more lines. Input runs uncompiled (jit.off), so Ctrl-C stops even a tight loop. Values
 -- print pretty: tables to a depth limit, tensors summarised. An error prints its message only;
 -- traceback() prints the last error's stack (without the REPL's own frames).
 -- complete(text) lists completions of globals, table fields, methods (tensors too) and the
@@ -72,6 +72,10 @@ function M.eval(source)
    local err
    if not fn then
       fn, err = loadstring(source, "=stdin")
+   end
+   if not fn then -- "x = f(); x[5]": statements, then an expression whose value prints
+      local head, tail = source:match("^(.*);([^;]*)$")
+      if head then fn = loadstring(head .. "; return " .. tail, "=stdin") end
    end
    if not fn then
       if err:match("'<eof>'$") or err_expr:match("'<eof>'$") then return "incomplete" end

@@ -101,7 +101,7 @@ if command -v script >/dev/null; then
    n=$(seen "> ^C")
    keys '\003'; wait_for "> ^C" $((n + 1)); keys '\003'; wait_for "> ^C" $((n + 2))
    keys 'print("still".."here")\n'; wait_for stillhere && ok
-   keys 'x = hrm.Tensor.randn(3, 4)\nx[5]\n'; wait_for "out of range for dimension 1"
+   keys 'x = hrm.Tensor.randn(3, 4); x[5]\n'; wait_for "out of range for dimension 1"
    keys 'print("after".."error")\n'; wait_for aftererror
    expect_out "REPL error is one line" "0" "$(seen "stack traceback")"
    keys 'traceback()\n'; wait_for "stack traceback" && ok
