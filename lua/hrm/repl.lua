@@ -2,9 +2,10 @@
 --
 -- eval(source) compiles the input as an expression first (so `x*2` prints 42; a leading `=`
 -- is optional), then as statements (`x = f(); x[5]` prints x[5]); an unfinished statement
--- returns "incomplete" so the host reads more lines. Input runs uncompiled (jit.off), so Ctrl-C stops even a tight loop. Values
--- print pretty: tables to a depth limit, tensors summarised. An error prints its message only;
--- traceback() prints the last error's stack (without the REPL's own frames).
+-- returns "incomplete" so the host reads more lines. Input runs uncompiled (jit.off), so Ctrl-C
+-- stops even a tight loop. Values print pretty: tables to a depth limit, tensors summarised. An
+-- error prints its message only; traceback() prints the last error's stack (without the REPL's
+-- own frames).
 -- complete(text) lists completions of globals, table fields, methods (tensors too) and the
 -- submodules of `hrm` not loaded yet.
 local M = {}
