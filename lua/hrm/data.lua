@@ -219,9 +219,9 @@ local function rows_flattened(t, S)
 end
 
 -- ds:add(arrays) appends examples, puzzles and groups in one C call; returns ds.
--- arrays = {inputs =, labels = (N*S, or Lua tables of N rows), puzzle_identifiers = (P), puzzle_indices = (P+1),
--- group_indices = (G+1), n = N [, n_puzzles = P, n_groups = G]}; the last three arrays may be
--- omitted (one puzzle per example, one group per puzzle, blank ids).
+-- arrays = {inputs =, labels = (N*S, or Lua tables of N rows), puzzle_identifiers = (P),
+-- puzzle_indices = (P+1), group_indices = (G+1), n = N [, n_puzzles = P, n_groups = G]}; the last
+-- three arrays may be omitted (one puzzle per example, one group per puzzle, blank ids).
 function Dataset:add(t)
    local p = handle(self, "add")
    if type(t) ~= "table" then
