@@ -3,8 +3,9 @@
 -- Puzzles come from the arguments, a file (a CSV or ARC JSON the task reads, or one puzzle per
 -- line) or stdin; each is rendered with the task's `render` next to the model's answer, with the
 -- segments used and the Q head's halting confidence sigmoid(q_halt). --trace shows the prediction
--- after every segment; --halt max|q chooses the halting policy. User errors print one line and
--- exit with status 1.
+-- after every segment; --halt max|q|verify chooses the halting policy. Tasks that can check an
+-- answer (check in the adapter: Sudoku, Maze) say whether it is valid. User errors print one line
+-- and exit with status 1.
 local hrm = require "hrm"
 local ffi = require "ffi"
 local cli = require "hrm.cli"
@@ -28,8 +29,9 @@ PUZZLE and no --file, puzzles are read from stdin, one per line ('-' also reads 
   --config NAME|FILE      config for a .safetensors file; --set KEY=VALUE overrides (repeatable)
   --arch NAME|FILE        with --config: hrm, trm, trm_mlp, transformer or a model file
   --ema                   use the run's EMA weights
-  --halt max|q            max: run halt_max_steps segments (default); q: stop when the Q head
-                          says halt (q_halt > q_continue)
+  --halt max|q|verify     max: run halt_max_steps segments (default); q: stop when the Q head
+                          says halt (q_halt > q_continue); verify: stop each puzzle once its
+                          answer checks (tasks with check: sudoku, maze)
   --max-steps N           at most N segments (default: the model's halt_max_steps)
   --trace                 show the prediction after every segment
   --no-color              plain text rendering
@@ -114,10 +116,15 @@ local function main(argv)
    if not ckpt then die("give a checkpoint (a run directory, .hrm or .safetensors file); see --help") end
    if not exists(ckpt) and not is_dir(ckpt) then die("no such file: " .. ckpt) end
    local halt = a.halt or "max"
-   if halt ~= "max" and halt ~= "q" then die("--halt expects max or q, got '" .. halt .. "'") end
+   if halt ~= "max" and halt ~= "q" and halt ~= "verify" then
+      die("--halt expects max, q or verify, got '" .. halt .. "'")
+   end
    if a.threads then hrm.set_threads(a.threads) end
    local model, _, _, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a, true))
    local cfg = model:config()
+   if halt == "verify" and type(task.check) ~= "function" then
+      die("--halt verify needs a task that can check an answer (sudoku, maze); " .. task.name .. " has no check")
+   end
    local items = read_examples(task, a)
    local S, H = cfg.seq_len, a["max-steps"] or cfg.halt_max_steps
    local color = not a["no-color"] and require("hrm.progress").is_tty()
@@ -140,6 +147,17 @@ local function main(argv)
       end
       local traces = {}
       local policy = halt
+      local function stops(t, r) -- does halt = q | verify stop row r (0-based) now?
+         if halt == "q" then return t.q_halt_logits:data()[r] > t.q_continue_logits:data()[r] end
+         return halt == "verify" and task.check(items[first + r].example, t.predictions:data() + r * S)
+      end
+      if halt == "verify" and not a.trace then
+         policy = function(t)
+            local stop, act = {}, t.active:data()
+            for r = 0, B - 1 do if act[r] == 1 and stops(t, r) then stop[#stop + 1] = r + 1 end end
+            return stop
+         end
+      end
       if a.trace then
          policy = function(t)
             local p, act = t.predictions:data(), t.active:data()
@@ -151,7 +169,7 @@ local function main(argv)
                   for s = 0, S - 1 do tok[s] = p[r * S + s] end
                   traces[r] = traces[r] or {}
                   traces[r][#traces[r] + 1] = { segment = t.segment, tokens = tok, q = qh[r] }
-                  if halt == "q" and qh[r] > qc[r] then stop[#stop + 1] = r + 1 end
+                  if stops(t, r) then stop[#stop + 1] = r + 1 end
                end
             end
             return stop
@@ -188,6 +206,10 @@ local function main(argv)
             end
             if same then solved = solved + 1 end
             line = line .. (same and ", correct" or ", wrong")
+         end
+         if type(task.check) == "function" then
+            local valid, why = task.check(item.example, tok)
+            line = line .. (valid and ", valid answer" or ", not a valid answer (" .. tostring(why) .. ")")
          end
          print(line)
       end

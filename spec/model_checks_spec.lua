@@ -221,14 +221,14 @@ describe("batch validation", function()
       local in3 = {}
       for k = 1, 18 do in3[k] = 0 end
       assert.has_error(function() m:step(c, { inputs = ints(in3, 3, 6) }, { train = false }) end,
-                       "step: batch.inputs has shape {3,6}, expected {2,6}")
+                       "step: bad argument #2 (batch): batch.inputs has shape {3,6}, expected {2,6}")
       local raw = ffi.new("hrm_batch")
       local keep = ints(in3, 3, 6)
       raw.inputs, raw.B = ffi.cast("const int32_t *", keep:cdata().data), 3
       assert.equal(C.HRM_ERR_SHAPE, C.hrm_act_check_batch(c.c, raw, 5, 3))
       assert.is_truthy(ffi.string(C.hrm_last_error()):find("batch.B = 3", 1, true))
       assert.has_error(function() m:step(c, { inputs = b().inputs, puzzle_identifiers = b().puzzle_identifiers },
-                                         { train = true }) end, "step: batch.labels is missing")
+                                         { train = true }) end, "step: bad argument #2 (batch): batch.labels is missing")
       -- nothing was touched by the failures: all rows still halted, steps 0
       assert.same({ 1, 1 }, c:tensor("halted"):to("i32"):totable())
       assert.same({ 0, 0 }, c:tensor("steps"):totable())

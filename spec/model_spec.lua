@@ -76,9 +76,10 @@ describe("hrm.Model:step", function()
       local carry = m:carry(2)
       local b = batch(2, 5, 6)
       assert.has_error(function() m:step(carry, { inputs = b.inputs:to("f32"), labels = b.labels }) end,
-                       "step: batch.inputs must be i32, got f32\n---> HINT: t:to(\"i32\")")
+                       "step: bad argument #2 (batch): batch.inputs: expected integer token ids (i32), got a f32 tensor\n" ..
+                       "---> HINT: t:to(\"i32\")")
       assert.has_error(function() m:step(carry, { inputs = Tensor.zeros(2, 4, "i32"), labels = b.labels }) end,
-                       "step: batch.inputs has shape {2,4}, expected {2,5}")
+                       "step: bad argument #2 (batch): batch.inputs: a tensor of shape {2,4}, expected (B, 5): rows of seq_len token ids")
       local bad = b.inputs:clone()
       bad[1][2] = 6
       local ok, err = pcall(m.step, m, carry, { inputs = bad, labels = b.labels })

@@ -30,6 +30,13 @@ describe("hrm.repl.eval", function()
       repl_spec_x = nil
    end)
 
+   it("prints the value of an expression after statements on one line", function()
+      local status, out = capture(function() return repl.eval("repl_spec_y = 20; repl_spec_y + 1") end)
+      assert.equal("ok", status)
+      assert.equal("21\n", out)
+      repl_spec_y = nil
+   end)
+
    it("asks for more input on an unfinished statement", function()
       assert.equal("incomplete", repl.eval("for i = 1, 2 do"))
       assert.equal("incomplete", repl.eval("f = function()"))
@@ -47,6 +54,30 @@ describe("hrm.repl.eval", function()
       local status3, out3 = capture(function() return repl.eval("1 + + 2") end)
       assert.equal("error", status3)
       assert.truthy(#out3 > 0)
+   end)
+end)
+
+describe("hrm.repl.traceback", function()
+   it("keeps the stack of the last error out of the message and one call away", function()
+      local status, out = capture(function() return repl.eval("t = hrm.Tensor.zeros(3); t[5]") end)
+      assert.equal("error", status)
+      assert.equal("stdin:1: index: index 5 out of range for dimension 1 of size 3\n", out)
+      local _, trace = capture(function() return repl.traceback() end)
+      assert.truthy(trace:find("stack traceback", 1, true))
+      assert.truthy(trace:find("in main chunk", 1, true))
+      assert.falsy(trace:find("repl.lua", 1, true))
+   end)
+end)
+
+describe("hrm.repl.complete", function()
+   it("lists submodules of hrm that are not loaded yet", function()
+      local hrm = require "hrm"
+      local lazy = getmetatable(hrm).__submodules
+      for name in pairs(lazy) do
+         local found = false
+         for _, c in ipairs(repl.complete("hrm." .. name:sub(1, 1))) do found = found or c == "hrm." .. name end
+         assert.is_true(found, name)
+      end
    end)
 end)
 

@@ -31,7 +31,8 @@ describe("task adapter fields", function()
          assert.equal(want.seq, A.seq_len)
          assert.equal(0, A.pad_id)
          assert.equal(0, A.ignore_label_id)
-         for _, f in ipairs({ "new", "encode", "decode", "load", "augment", "inverse", "evaluate", "render", "dataset" }) do
+         for _, f in ipairs({ "new", "encode", "decode", "load", "augment", "inverse", "evaluate", "render", "dataset",
+                              "solve" }) do
             assert.is_function(A[f], f)
          end
          if name ~= "arc" then assert.is_function(A.generate) end
@@ -116,5 +117,25 @@ describe("template adapter", function()
       local ex, err = T.load("spec/fixtures/nope.csv")
       assert.is_nil(ex)
       assert.is_string(err)
+   end)
+end)
+
+describe("task adapter check", function()
+   for _, name in ipairs({ "sudoku", "maze" }) do
+      it(name .. " accepts its own labelled answer, as tokens or decoded", function()
+         local A = require("tasks." .. name)
+         local ex = A.generate(1, { seed = 5 })[1]
+         local _, labels = A.encode(ex)
+         assert.is_true(A.check(ex, labels))
+         assert.is_true(A.check(ex, A.decode(labels)))
+         local from_string = A.encode(A.example(ex.puzzle or ex.question)) -- the inputs of a puzzle string
+         local inputs = A.encode(ex)
+         for i = 0, A.seq_len - 1 do assert.equal(inputs[i], from_string[i]) end
+      end)
+   end
+
+   it("is absent for ARC and the template, where halt = \"verify\" is refused", function()
+      assert.is_nil(require("tasks.arc").check)
+      assert.is_nil(require("tasks.template").check)
    end)
 end)

@@ -107,3 +107,70 @@ describe("hrm.viz.save", function()
       assert.is_string(err)
    end)
 end)
+
+describe("hrm.viz.line_chart x-axis and marks", function()
+   local xs, ys = {}, {}
+   for i = 0, 90 do xs[#xs + 1], ys[#ys + 1] = i * 100, 1 / (i + 1) end
+
+   it("ends the x-axis at the last step, not at the next nice tick", function()
+      local svg = viz.line_chart{ series = { { "loss", xs, ys } } }
+      assert.truthy(svg:find(">8000<", 1, true))
+      assert.falsy(svg:find(">10000<", 1, true))
+      assert.is_true(balanced(svg))
+   end)
+
+   it("draws labelled level changes and checkpoint ticks with a legend entry", function()
+      local svg = viz.line_chart{ series = { { "loss", xs, ys } }, marks = {
+         { x = 3000, label = "level 2" }, { x = 4500, label = "checkpoint", style = "tick" },
+         { x = 9000, label = "checkpoint", style = "tick" } } }
+      assert.equal(1, count(svg, 'stroke%-dasharray="4,3"'))
+      assert.truthy(svg:find(">level 2</text>", 1, true))
+      assert.equal(2, count(svg, "<title>checkpoint</title>"))
+      assert.truthy(svg:find(">checkpoint</text>", 1, true)) -- legend
+      assert.is_true(balanced(svg))
+      assert.error_matches(function() viz.line_chart{ series = {}, marks = { { label = "x" } } } end,
+                           "viz.line_chart: mark 1 must be a table {x = number, label = text}", 1, true)
+   end)
+end)
+
+describe("hrm.viz.run_marks", function()
+   it("marks curriculum events and checkpoints, and returns the last step", function()
+      local recs = {
+         { step = 10, split = "train" }, { step = 100, split = "event", message = "curriculum: level 2" },
+         { step = 200, split = "eval", set = "eval" }, { step = 200, split = "eval", set = "other" },
+         { step = 250, split = "train" },
+      }
+      local marks, last = viz.run_marks(recs)
+      assert.equal(250, last)
+      assert.same({ { x = 100, label = "curriculum: level 2" }, { x = 200, label = "checkpoint", style = "tick" },
+                    { x = 250, label = "checkpoint", style = "tick" } }, marks)
+   end)
+end)
+
+describe("hrm.viz.plot_run", function()
+   it("marks a run's curriculum changes and checkpoints and ends the axis at its last step", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir) == 0)
+      local lines = {}
+      for step = 100, 9000, 100 do
+         lines[#lines + 1] = string.format('{"step": %d, "split": "train", "lr": 0.001, "metrics": {"loss": %g, ' ..
+                                           '"accuracy": 0.5, "exact_accuracy": 0.1, "steps": 2}}', step, 1000 / step)
+      end
+      lines[#lines + 1] = '{"step": 3000, "split": "event", "message": "level 2: 8 blanks"}'
+      lines[#lines + 1] = '{"step": 4500, "split": "eval", "set": "eval", "metrics": {"loss": 1, "accuracy": 0.6, ' ..
+                          '"exact_accuracy": 0.2, "q_steps": 2}}'
+      local f = assert(io.open(dir .. "/metrics.jsonl", "w"))
+      f:write(table.concat(lines, "\n"), "\n")
+      f:close()
+      assert(viz.plot_run(dir))
+      f = assert(io.open(dir .. "/loss.svg"))
+      local svg = f:read("*a")
+      f:close()
+      os.execute("rm -rf " .. dir)
+      assert.truthy(svg:find(">level 2: 8 blanks</text>", 1, true))
+      assert.equal(2, count(svg, "<title>checkpoint</title>")) -- at the evaluation and at the end
+      assert.truthy(svg:find(">8000<", 1, true))
+      assert.falsy(svg:find(">10000<", 1, true))
+   end)
+end)

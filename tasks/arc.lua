@@ -195,6 +195,9 @@ local function new(opts)
    end
    A.crop = A.decode
 
+   -- arc:solve(model, pairs [, opts]): pairs {input = grid} solved with a model (util.solve_with).
+   function A.solve(_, model, pairs_, sopts) return util.solve_with(A, model, pairs_, sopts) end
+
    ------------------------------------------------------------------------------------------
    -- Loading
 

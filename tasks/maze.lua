@@ -380,6 +380,19 @@ local function new(opts)
       return true
    end
 
+   -- check(example, prediction) -> true | false, reason: a shortest path (check_path) for the
+   -- example's question; the prediction is a maze string or tokens.
+   function A.check(example, prediction)
+      if type(example) ~= "table" or type(example.question) ~= "string" then
+         error("maze.check: bad argument #1 (example): expected a table {question = maze string}", 2)
+      end
+      return A.check_path(example.question, type(prediction) == "string" and prediction or A.decode(prediction))
+   end
+
+   -- example(s) -> the example of a maze string; solve(self, model, puzzles [, opts]) (util.solve_with).
+   function A.example(s) return { question = s } end
+   function A.solve(_, model, puzzles, sopts) return util.solve_with(A, model, puzzles, sopts) end
+
    -- evaluate(predictions, examples) -> { n, exact_accuracy, shortest_path_accuracy, accuracy }
    -- exact: every cell equals the label (HRM/TRM's metric); shortest_path: any valid shortest
    -- path (more lenient; report which one you use); accuracy: per cell vs the label.

@@ -336,7 +336,9 @@ local function new(opts)
    -- solve(board [, opts]) -> solution string | nil, count, branches
    -- Counts solutions up to opts.limit (default 2): count 1 means unique. `branches` is the
    -- number of trial assignments made at branch points (0 = solved by singles alone).
-   function A.solve(board, sopts)
+   -- With a colon, sudoku:solve(model, puzzles [, opts]) solves with a model (util.solve_with).
+   function A.solve(board, sopts, ...)
+      if board == A then return util.solve_with(A, sopts, ...) end
       local ok, err = parse_into(board, vals_a)
       if not ok then error("sudoku.solve: " .. err, 2) end
       local limit = sopts and sopts.limit or 2
@@ -350,6 +352,9 @@ local function new(opts)
    -- A complete grid where every row, column and box holds each digit once; when a puzzle
    -- is given, the grid must also agree with its givens.
    function A.is_valid(grid, puzzle)
+      if type(grid) ~= "string" and type(grid) ~= "cdata" then
+         error("sudoku.is_valid: bad argument #1 (grid): expected a board string or an FFI array, got " .. type(grid), 2)
+      end
       local ok, err = parse_into(grid, vals_a)
       if not ok then return false, err end
       for cell = 0, NN - 1 do
@@ -374,6 +379,18 @@ local function new(opts)
       end
       return true
    end
+
+   -- check(example, prediction) -> true | false, reason: the prediction (a board string or
+   -- tokens) is a valid grid that keeps the example's givens.
+   function A.check(example, prediction)
+      if type(example) ~= "table" then
+         error("sudoku.check: bad argument #1 (example): expected a table {puzzle = ...}, got " .. type(example), 2)
+      end
+      return A.is_valid(type(prediction) == "string" and prediction or A.decode(prediction), example.puzzle)
+   end
+
+   -- example(s) -> the example of a puzzle string.
+   function A.example(s) return { puzzle = s } end
 
    ------------------------------------------------------------------------------------------
    -- encode / decode

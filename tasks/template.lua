@@ -72,6 +72,13 @@ local function new(opts)
       return table.concat(out)
    end
 
+   -- example(s) -> the example of a puzzle string (what task:solve(model, "0123...") reads).
+   function A.example(s) return { input = s } end
+
+   -- task:solve(model, puzzles [, opts]) -> results: encode, model:solve, decode (and check,
+   -- when the task defines check(example, prediction) -> true | false, reason).
+   function A.solve(_, model, puzzles, sopts) return util.solve_with(A, model, puzzles, sopts) end
+
    -- load(path [, opts]) -> list of examples | nil, err (CSV "input,output"; spaces kept).
    function A.load(path, lopts)
       if type(path) ~= "string" then error("template.load: path must be a string", 2) end
@@ -134,6 +141,9 @@ local function new(opts)
 
    -- evaluate(predictions, examples) -> table of metrics (exact_accuracy, accuracy, n).
    function A.evaluate(predictions, examples)
+      if type(predictions) ~= "table" or type(examples) ~= "table" then
+         error("template.evaluate: predictions and examples must be lists", 2)
+      end
       if #predictions ~= #examples then error("template.evaluate: lists differ in length", 2) end
       local exact, cells = 0, 0
       for i, ex in ipairs(examples) do
@@ -153,6 +163,7 @@ local function new(opts)
    -- render(example [, prediction [, opts]]) -> string for the terminal (opts.color = false
    -- gives plain text; wrong cells are marked).
    function A.render(example, prediction, ropts)
+      if type(example) ~= "table" then error("template.render: example must be a table", 2) end
       local color = color_default
       if ropts and ropts.color ~= nil then color = ropts.color end
       local lines = { "input  " .. example.input }

@@ -105,6 +105,7 @@ end
 -- header is the list of column names; each row is a list of field strings (spaces kept).
 -- opts.limit: stop after that many data rows; opts.header = false: no header line.
 function M.read_csv(path, opts)
+   if type(path) ~= "string" then error("read_csv: bad argument #1 (path): expected a string, got " .. type(path), 2) end
    opts = opts or {}
    local text, err = M.read_file(path)
    if not text then return nil, err end
@@ -447,6 +448,8 @@ end
 
 -- permutation(n, rng) -> Lua table, a uniformly random permutation of 1..n
 function M.permutation(n, rng)
+   if type(n) ~= "number" then error("permutation: bad argument #1 (n): expected a number, got " .. type(n), 2) end
+   rng = M.as_rng(rng, "permutation")
    local p = {}
    for i = 1, n do p[i] = i end
    for i = n, 2, -1 do
@@ -528,11 +531,25 @@ end
 ---------------------------------------------------------------------------------------------
 -- Token arrays
 
+-- An hrm tensor's numel method, or nil for any other value (adapters never require hrm).
+local function tensor_numel(x)
+   local ok, numel = pcall(function() return x.numel end)
+   return ok and type(numel) == "function" and numel or nil
+end
+
 -- token_reader(tokens, n, what) -> uint8/int cdata readable at [0, n)
--- Accepts FFI arrays/pointers (0-based) or Lua sequences (1-based, copied).
+-- Accepts FFI arrays/pointers (0-based), hrm tensors (a row of model:solve's predictions) or
+-- Lua sequences (1-based, copied).
 function M.token_reader(tokens, n, what)
    local t = type(tokens)
-   if t == "cdata" then return tokens end
+   if t == "cdata" then
+      local numel = tensor_numel(tokens)
+      if not numel then return tokens end
+      if numel(tokens) < n then
+         error(format("%s: expected %d tokens, got a tensor of %d", what or "tokens", n, numel(tokens)), 3)
+      end
+      return tokens:data()
+   end
    if t == "table" then
       if #tokens < n then
          error(format("%s: expected %d tokens, got %d", what or "tokens", n, #tokens), 3)
@@ -541,7 +558,7 @@ function M.token_reader(tokens, n, what)
       for i = 0, n - 1 do a[i] = tokens[i + 1] end
       return a
    end
-   error((what or "tokens") .. ": expected an FFI array or a Lua table of tokens", 3)
+   error(format("%s: expected tokens (an FFI array, a tensor row or a Lua table), got %s", what or "tokens", t), 3)
 end
 
 ---------------------------------------------------------------------------------------------
@@ -573,6 +590,10 @@ end
 -- n_groups = G, and the dataset.json metadata fields. This is the single function the C
 -- dataset engine (hrm.data.Dataset) will replace; adapters call nothing else to lay data out.
 local function build_arrays(adapter, groups, meta)
+   if type(adapter) ~= "table" or type(adapter.encode) ~= "function" then
+      error("build_arrays: bad argument #1 (adapter): expected a task adapter table, got " .. type(adapter), 2)
+   end
+   if type(groups) ~= "table" then error("build_arrays: bad argument #2 (groups): expected a list, got " .. type(groups), 2) end
    meta = meta or {}
    local S = adapter.seq_len
    local n, np = 0, 0
@@ -624,6 +645,79 @@ M.build_arrays = build_arrays
 function M.finish_dataset(arrays, dopts)
    if dopts and dopts.arrays then return arrays end
    return require("hrm.data").Dataset.new(arrays)
+end
+
+---------------------------------------------------------------------------------------------
+-- Solving with a model
+
+-- An error message without the "file:line: " its raiser put in front.
+local function message_of(err) return (tostring(err):gsub("^[^\n:]*:%d+: ", "")) end
+
+-- A halting policy for model:solve that stops each row once adapter.check accepts its answer.
+local function verify_policy(adapter, examples, S)
+   return function(info)
+      local p, active = info.predictions:data(), info.active:data()
+      local stop = {}
+      for r = 0, #examples - 1 do
+         if active[r] == 1 and adapter.check(examples[r + 1], p + r * S) then stop[#stop + 1] = r + 1 end
+      end
+      return stop
+   end
+end
+
+-- solve_with(adapter, model, puzzles [, opts]) -> results: what adapter:solve(model, puzzles,
+-- opts) does. puzzles: one puzzle string or example, or a list of them (strings go through
+-- adapter.example). opts: halt = "max" | "q" | "verify" | fn, max_steps. results[i] =
+-- {example, answer (decoded), steps, q_halt (logit), valid, reason (when the task has check)};
+-- results.result is model:solve's own result.
+function M.solve_with(adapter, model, puzzles, opts)
+   local what = adapter.name .. ":solve"
+   if type(model) ~= "table" or type(model.solve) ~= "function" then
+      error(format("%s: bad argument #1 (model): expected an hrm.Model, got %s", what, type(model)), 3)
+   end
+   if type(puzzles) == "string" or (type(puzzles) == "table" and puzzles[1] == nil and next(puzzles) ~= nil) then
+      puzzles = { puzzles }
+   end
+   if type(puzzles) ~= "table" or #puzzles == 0 then
+      error(format("%s: bad argument #2 (puzzles): expected a puzzle string, an example table or a " ..
+                   "non-empty list of them, got %s", what, type(puzzles) == "table" and "an empty table" or type(puzzles)), 3)
+   end
+   opts = opts or {}
+   if type(opts) ~= "table" then error(format("%s: bad argument #3 (opts): expected a table, got %s", what, type(opts)), 3) end
+   local S = adapter.seq_len
+   local examples, rows = {}, {}
+   for i, p in ipairs(puzzles) do
+      local ex = p
+      if type(p) == "string" and type(adapter.example) == "function" then ex = adapter.example(p)
+      elseif type(p) ~= "table" then
+         error(format("%s: bad argument #2 (puzzles): puzzle %d is a %s; expected %s", what, i, type(p),
+                      adapter.example and "a puzzle string or an example table" or "an example table"), 3)
+      end
+      local ok, inputs = pcall(adapter.encode, ex)
+      if not ok then error(format("%s: bad argument #2 (puzzles): puzzle %d: %s", what, i, message_of(inputs)), 3) end
+      local row = {}
+      for k = 0, S - 1 do row[k + 1] = inputs[k] end
+      examples[i], rows[i] = ex, row
+   end
+   local halt = opts.halt
+   if halt == "verify" then
+      if type(adapter.check) ~= "function" then
+         error(format("%s: halt = \"verify\" needs a task that can check an answer (sudoku, maze); %s has no check",
+                      what, adapter.name), 3)
+      end
+      halt = verify_policy(adapter, examples, S)
+   end
+   local ok, res = pcall(model.solve, model, rows, { halt = halt, max_steps = opts.max_steps })
+   if not ok then error(message_of(res), 3) end
+   local pred, steps, q = res.predictions:data(), res.steps:data(), res.q_halt_logits:data()
+   local out = { result = res }
+   for r = 0, #rows - 1 do
+      local tokens = pred + r * S
+      local item = { example = examples[r + 1], answer = adapter.decode(tokens), steps = steps[r], q_halt = q[r] }
+      if type(adapter.check) == "function" then item.valid, item.reason = adapter.check(examples[r + 1], tokens) end
+      out[r + 1] = item
+   end
+   return out
 end
 
 return M

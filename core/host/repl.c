@@ -1,14 +1,24 @@
 /* repl.c — the interactive loop of `hrm`: readline editing, persistent history, tab
- * completion, multi-line input, and Ctrl-C that interrupts a running computation.
+ * completion, multi-line input, and Ctrl-C.
  *
  * The C side only reads lines and signals; the Lua module `hrm.repl` decides what a line
  * means (`eval` returns "incomplete" for unfinished statements, prints values and errors)
  * and what completes (`complete`). History lives in $HRM_HISTORY or ~/.hrm_history.
+ *
+ * Ctrl-C: the SIGINT handler only records the request (a flag, the core's interrupt request and,
+ * while Lua runs, a Lua hook; nothing that allocates or touches readline). At the prompt the key
+ * reader sees the flag and ends the line, which the loop then drops together with any pending
+ * continuation lines. In the REPL a second Ctrl-C never ends the process; in a script it does
+ * (as in lua.c), since compiled loops never run the hook.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <readline/history.h>
@@ -18,7 +28,8 @@
 #include "hrm.h"
 
 static lua_State *interrupt_state;
-static volatile sig_atomic_t at_prompt;
+static volatile sig_atomic_t interrupt_pending; /* Ctrl-C seen and not yet acted on */
+static volatile sig_atomic_t in_session;        /* inside the REPL: Ctrl-C never ends the process */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
    (void)ar;
@@ -26,33 +37,81 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
    luaL_error(L, "interrupted");
 }
 
+static void on_sigint(int sig);
+
+static void install_sigint(void (*handler)(int)) {
+   struct sigaction sa;
+   memset(&sa, 0, sizeof sa);
+   sa.sa_handler = handler;
+   sigemptyset(&sa.sa_mask);
+   sa.sa_flags = SA_RESTART; /* file writes of a stopping training run are not cut short */
+   sigaction(SIGINT, &sa, NULL);
+}
+
 static void on_sigint(int sig) {
    (void)sig;
-   if (at_prompt) { /* discard the line being typed and show a fresh prompt */
-      rl_replace_line("", 0);
-      rl_crlf();
-      rl_on_new_line();
-      rl_redisplay();
-      return;
-   }
+   interrupt_pending = 1;
+   if (!interrupt_state) return; /* at the prompt: the key reader acts on the flag */
    if (hrm_interrupt_deferred()) { /* a loop will stop cleanly at its next step */
       hrm_interrupt_request();
       return;
    }
-   /* The hook stops interpreted code at its next call, return or instruction; a loop running as
-    * compiled machine code never checks it, so a second Ctrl-C ends the process (as lua.c does).
-    * The request is also recorded: when a pcall swallows the "interrupted" error, a training loop
-    * started later in the same chunk still stops (and saves) at its first step; hrm_host_docall
-    * drops a request that nothing took. */
+   /* The hook stops interpreted code at its next call, return or instruction (the REPL runs
+    * what is typed uncompiled, so a loop typed there stops too). The request is also recorded:
+    * when a pcall swallows the "interrupted" error, a training loop started later in the same
+    * chunk still stops (and saves) at its first step; hrm_host_docall drops a request that
+    * nothing took. Outside the REPL a second Ctrl-C ends the process (compiled script loops
+    * never check the hook). lua_sethook only stores the hook, as lua.c relies on. */
    hrm_interrupt_request();
-   signal(SIGINT, SIG_DFL);
-   if (interrupt_state)
-      lua_sethook(interrupt_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+   if (!in_session) signal(SIGINT, SIG_DFL);
+   lua_sethook(interrupt_state, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 void hrm_host_interrupts(lua_State *L, int on) {
    interrupt_state = on ? L : NULL;
-   signal(SIGINT, on ? on_sigint : SIG_DFL);
+   if (on || in_session) install_sigint(on_sigint);
+   else signal(SIGINT, SIG_DFL);
+}
+
+/* ---- reading keys: Ctrl-C ends the line being typed ------------------------------------------- */
+
+static int line_interrupted; /* the line readline returned was ended by Ctrl-C */
+
+/* readline's key reader. SIGINT is blocked between the flag test and the wait, and pselect
+ * unblocks it atomically, so a Ctrl-C is never lost between the two. */
+static int read_key(FILE *in) {
+   int fd = fileno(in);
+   sigset_t block, old;
+   sigemptyset(&block);
+   sigaddset(&block, SIGINT);
+   for (;;) {
+      sigprocmask(SIG_BLOCK, &block, &old);
+      if (interrupt_pending) {
+         interrupt_pending = 0;
+         sigprocmask(SIG_SETMASK, &old, NULL);
+         line_interrupted = 1;
+         rl_point = rl_end;
+         rl_insert_text("^C");
+         rl_redisplay();
+         return '\n'; /* accept the line; the loop drops it */
+      }
+      fd_set fds;
+      FD_ZERO(&fds);
+      FD_SET(fd, &fds);
+      int ready = pselect(fd + 1, &fds, NULL, NULL, NULL, &old);
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      if (ready < 0) {
+         if (errno == EINTR) {
+            rl_check_signals(); /* e.g. a window resize readline caught */
+            continue;
+         }
+         return EOF;
+      }
+      unsigned char c;
+      ssize_t n = read(fd, &c, 1);
+      if (n == 1) return c;
+      if (n == 0 || errno != EINTR) return EOF;
+   }
 }
 
 /* ---- completion through hrm.repl.complete(text) ---------------------------------------------- */
@@ -115,6 +174,7 @@ static int eval(lua_State *L, const char *source) {
    lua_remove(L, -2);
    lua_pushstring(L, source);
    int status = hrm_host_docall(L, 1, 1);
+   interrupt_pending = 0; /* a Ctrl-C that came while the command ran was for the command */
    if (status != 0) {
       hrm_host_report(L, status);
       return 0;
@@ -135,6 +195,10 @@ int hrm_host_repl(lua_State *L) {
    rl_attempted_completion_function = complete;
    rl_basic_word_break_characters = " \t\n\"'`@$><=;|&{(,+-*/%^#~[]";
    rl_catch_signals = 0;
+   rl_getc_function = read_key;
+   in_session = 1;
+   interrupt_pending = 0;
+   install_sigint(on_sigint);
 
    lua_getglobal(L, "hrm");
    lua_getfield(L, -1, "repl");
@@ -147,11 +211,16 @@ int hrm_host_repl(lua_State *L) {
    char *buffer = NULL;
    size_t len = 0;
    for (;;) {
-      at_prompt = 1;
-      signal(SIGINT, on_sigint);
+      line_interrupted = 0;
       char *line = readline(buffer ? ">> " : "> ");
-      at_prompt = 0;
       if (!line) break; /* end of input */
+      if (line_interrupted) { /* Ctrl-C: drop the line and any pending continuation lines */
+         free(line);
+         free(buffer);
+         buffer = NULL;
+         len = 0;
+         continue;
+      }
       size_t add = strlen(line);
       char *grown = realloc(buffer, len + add + 2);
       if (!grown) {
@@ -177,6 +246,8 @@ int hrm_host_repl(lua_State *L) {
       len = 0;
    }
    free(buffer);
+   in_session = 0;
+   hrm_host_interrupts(L, 0);
    if (completion_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, completion_ref);
    putchar('\n');
    return 0;

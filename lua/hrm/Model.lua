@@ -3,8 +3,9 @@
 -- hrm.Model(cfg) picks the model file by cfg.arch ("hrm": lua/hrm/models/hrm.lua; or a path to
 -- a user's model file), declares its modules into a parameter store and builds it.
 -- model:step(carry, batch, opts) runs one ACT segment for every row (with the backward in
--- training) and returns the reference's losses and metrics; model:solve(batch, opts) runs the
--- inference loop with a halting policy ("max", "q", or a Lua function). Output tensors are
+-- training) and returns the reference's losses and metrics; model:solve(inputs, opts) runs the
+-- inference loop with a halting policy ("max", "q", or a Lua function). Token ids come as i32
+-- tensors or Lua tables of rows (puzzle strings go through task:solve). Output tensors are
 -- allocated once per batch size and refilled by every step: copy them (`:clone()`) to keep.
 local ffi = require "ffi"
 local bit = require "bit"
@@ -176,39 +177,115 @@ end
 
 Model.metric_names = act.METRICS
 
-local function batch_tensor(batch, key, dims, required)
+local INTEGER_DTYPES = { i32 = true, u8 = true, i64 = true }
+
+-- A row given as an FFI array of exactly S uint8/int32 ids (what a task's encode returns) as a
+-- Lua table; anything else is returned as is.
+local function cdata_row(row, S)
+   local kind = tostring(ffi.typeof(row))
+   local elem = kind:match("^ctype<unsigned char %[") and 1 or kind:match("^ctype<int %[") and 4
+   local bytes = elem and ffi.sizeof(row)
+   if not bytes or bytes ~= S * elem then return row end
+   local t = {}
+   for k = 1, S do t[k] = row[k - 1] end
+   return t
+end
+
+-- Token ids as a (B, S) i32 tensor, from a tensor (other integer dtypes are converted; one row
+-- may be 1-D) or a Lua table of rows (tables or FFI arrays of S ids; or one row of numbers).
+-- `what` names the argument in errors ("solve: bad argument #1 (inputs)"); level is the error
+-- level of the public caller; vocab (optional) bounds the ids.
+local function token_tensor(x, S, what, level, vocab)
+   if Tensor.is_tensor(x) then
+      if not INTEGER_DTYPES[x:dtype()] then
+         fail(level + 1, "%s: expected integer token ids (i32), got a %s tensor\n---> HINT: t:to(\"i32\")", what, x:dtype())
+      end
+      local size = x:size()
+      if #size == 1 and size[1] == S then x, size = x:view(1, S), { 1, S } end
+      if #size ~= 2 or size[2] ~= S then
+         fail(level + 1, "%s: a tensor of shape {%s}, expected (B, %d): rows of seq_len token ids", what,
+              table.concat(size, ","), S)
+      end
+      return x:dtype() == "i32" and x or x:to("i32")
+   end
+   if type(x) == "string" then
+      fail(level + 1, "%s: got a string; puzzle strings go through a task adapter: task:solve(model, puzzles)", what)
+   end
+   if type(x) ~= "table" or #x == 0 then
+      fail(level + 1, "%s: expected a (B, %d) tensor of token ids or a Lua table of rows, got %s", what, S,
+           type(x) == "table" and "an empty table" or type(x))
+   end
+   local rows = type(x[1]) == "number" and { x } or x
+   local t = Tensor.zeros(#rows, S, "i32")
+   local p = t:data()
+   for r, row in ipairs(rows) do
+      row = type(row) == "cdata" and cdata_row(row, S) or row
+      if type(row) == "string" then
+         fail(level + 1, "%s: row %d is a string; puzzle strings go through a task adapter: task:solve(model, puzzles)",
+              what, r)
+      end
+      if type(row) ~= "table" or #row ~= S then
+         fail(level + 1, "%s: row %d %s, expected a table of %d (seq_len) token ids", what, r,
+              type(row) == "table" and "has " .. #row .. " entries" or "is a " .. type(row), S)
+      end
+      for k = 1, S do
+         local v = row[k]
+         if type(v) ~= "number" or v ~= math.floor(v) or (vocab and (v < 0 or v >= vocab)) then
+            fail(level + 1, "%s: row %d, position %d is %s, expected a token id%s", what, r, k, tostring(v),
+                 vocab and string.format(" in 0..%d", vocab - 1) or "")
+         end
+         p[(r - 1) * S + k - 1] = v
+      end
+   end
+   return t
+end
+
+-- The batch field `key` as an i32 tensor of shape dims (nil when absent and not required).
+local function batch_tensor(batch, key, dims, required, vocab)
    local t = batch[key]
    if t == nil then
-      if required then fail(4, "step: batch.%s is missing", key) end
+      if required then fail(4, "step: bad argument #2 (batch): batch.%s is missing", key) end
       return nil
    end
-   if not Tensor.is_tensor(t) then
-      fail(4, "step: batch.%s must be an hrm.Tensor, got %s", key, type(t))
-   end
-   if t:dtype() ~= "i32" then
-      fail(4, "step: batch.%s must be i32, got %s\n---> HINT: t:to(\"i32\")", key, t:dtype())
+   local what = "step: bad argument #2 (batch): batch." .. key
+   if #dims == 2 then
+      t = token_tensor(t, dims[2], what, 4, vocab)
+   elseif not Tensor.is_tensor(t) then
+      if type(t) ~= "table" then fail(4, "%s: expected an i32 tensor or a list of %d ids, got %s", what, dims[1], type(t)) end
+      local ok, tt = pcall(Tensor.new, t, "i32")
+      if not ok then fail(4, "%s: expected a list of %d integer ids", what, dims[1]) end
+      t = tt
+   elseif t:dtype() ~= "i32" then
+      if not INTEGER_DTYPES[t:dtype()] then fail(4, "%s: expected i32 ids, got %s", what, t:dtype()) end
+      t = t:to("i32")
    end
    local size = t:size()
    local ok = #size == #dims
    for i = 1, #dims do ok = ok and size[i] == dims[i] end
    if not ok then
-      fail(4, "step: batch.%s has shape {%s}, expected {%s}", key, table.concat(size, ","), table.concat(dims, ","))
+      fail(4, "%s has shape {%s}, expected {%s}", what, table.concat(size, ","), table.concat(dims, ","))
    end
-   return ffi.cast("const int32_t *", t:cdata().data)
+   return t
 end
 
 local batch_buf = ffi.new("hrm_batch")
+local batch_keep = {} -- tensors converted for the current step (alive until it returns)
 
 local function fill_batch(self, carry, batch, need_labels)
-   if type(batch) ~= "table" then
-      fail(3, "step: bad argument #2 (batch): expected a table {inputs, labels, puzzle_identifiers}")
+   if type(batch) ~= "table" or Tensor.is_tensor(batch) then
+      fail(3, "step: bad argument #2 (batch): expected a table {inputs, labels, puzzle_identifiers}, got %s",
+           Tensor.is_tensor(batch) and "a tensor" or type(batch))
    end
    local B, S = carry.B, self.cfg.seq_len
    local b = batch_buf
    b.B = B
-   b.inputs = batch_tensor(batch, "inputs", { B, S }, true)
-   b.labels = batch_tensor(batch, "labels", { B, S }, need_labels)
-   b.puzzle_ids = batch_tensor(batch, "puzzle_identifiers", { B }, false)
+   local inputs = batch_tensor(batch, "inputs", { B, S }, true, self.cfg.vocab_size)
+   local labels = batch_tensor(batch, "labels", { B, S }, need_labels)
+   local ids = batch_tensor(batch, "puzzle_identifiers", { B }, false)
+   batch_keep[1], batch_keep[2], batch_keep[3] = inputs, labels, ids
+   b.inputs = ffi.cast("const int32_t *", inputs:cdata().data)
+   b.labels = labels and ffi.cast("const int32_t *", labels:cdata().data) or nil
+   b.puzzle_ids = ids and ffi.cast("const int32_t *", ids:cdata().data) or nil
    return b
 end
 
@@ -222,6 +299,7 @@ function Model:step(carry, batch, opts)
       fail(2, "step: bad argument #1 (carry): expected a carry made by this model's :carry(B)")
    end
    opts = opts or {}
+   if type(opts) ~= "table" then fail(2, "step: bad argument #3 (opts): expected a table, got %s", type(opts)) end
    local b = fill_batch(self, carry, batch, opts.train)
    if opts.active ~= nil then
       if opts.train then fail(2, "step: option 'active' is for evaluation only (train = true)") end
@@ -232,7 +310,9 @@ function Model:step(carry, batch, opts)
    if opts.global_batch ~= nil and (type(opts.global_batch) ~= "number" or opts.global_batch < 0) then
       fail(2, "step: option 'global_batch' must be a number >= 0, got %s", tostring(opts.global_batch))
    end
-   return act.step(self, carry, b, opts)
+   local out = act.step(self, carry, b, opts)
+   batch_keep[1], batch_keep[2], batch_keep[3] = nil, nil, nil
+   return out
 end
 
 -- ---- inference with a halting policy ---------------------------------------------------------------
@@ -269,20 +349,36 @@ local function apply_stop(stop, active, B)
    end
 end
 
--- model:solve(batch, {halt = "max"|"q"|fn, max_steps = n}) with batch = {inputs [, puzzle_identifiers]}.
--- fn(info) receives {segment, predictions (B,S i32), steps, q_halt_logits, q_continue_logits,
--- active (u8)} and returns the rows to stop: a table of 1-based row numbers or of booleans, a
--- boolean (every row), or a u8 tensor of B rows.
+-- model:solve(inputs, {halt = "max"|"q"|fn, max_steps = n}); inputs: a (B, S) tensor of token
+-- ids, a Lua table of rows, or a batch {inputs = either [, puzzle_identifiers]}. fn(info) receives
+-- {segment, predictions (B,S i32), steps, q_halt_logits, q_continue_logits, active (u8)} and
+-- returns the rows to stop: a table of 1-based row numbers or of booleans, a boolean (every
+-- row), or a u8 tensor of B rows (help "Model:solve" documents it).
 function Model:solve(batch, opts)
    handle(self)
    opts = opts or {}
-   if type(batch) ~= "table" or not Tensor.is_tensor(batch.inputs) then
-      fail(2, "solve: bad argument #1 (batch): expected a table with inputs (B,S i32)")
+   if type(opts) ~= "table" then fail(2, "solve: bad argument #2 (opts): expected a table, got %s", type(opts)) end
+   local S = self.cfg.seq_len
+   local pids
+   if type(batch) == "table" and batch.inputs ~= nil then
+      pids = batch.puzzle_identifiers
+      batch = token_tensor(batch.inputs, S, "solve: bad argument #1 (batch.inputs)", 2, self.cfg.vocab_size)
+   else
+      batch = token_tensor(batch, S, "solve: bad argument #1 (inputs)", 2, self.cfg.vocab_size)
    end
    local halt = opts.halt or "max"
+   if halt == "verify" then
+      fail(2, "solve: option 'halt' = \"verify\" needs a task that checks answers\n" ..
+           "---> HINT: task:solve(model, puzzles, {halt = \"verify\"}) (sudoku, maze)")
+   end
    if halt ~= "max" and halt ~= "q" and type(halt) ~= "function" then
       fail(2, "solve: option 'halt' must be \"max\", \"q\" or a function, got %s", tostring(halt))
    end
+   if opts.max_steps ~= nil and (type(opts.max_steps) ~= "number" or opts.max_steps < 1
+                                 or opts.max_steps ~= math.floor(opts.max_steps)) then
+      fail(2, "solve: option 'max_steps' must be a whole number >= 1, got %s", tostring(opts.max_steps))
+   end
+   batch = { inputs = batch, puzzle_identifiers = pids }
    local B = batch.inputs:size(1)
    local S = self.cfg.seq_len
    local max_steps = opts.max_steps or self.cfg.halt_max_steps

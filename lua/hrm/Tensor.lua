@@ -166,6 +166,10 @@ end
 -- Tensor(nested_table [, dtype]) or Tensor(d1, d2, ... [, dtype]) (zeros).
 function Tensor.new(data, ...)
    if type(data) ~= "table" or is_tensor(data) then
+      if type(data) ~= "number" then
+         fail(2, "hrm.Tensor: bad argument #1 (data): expected a nested table of numbers or sizes, got %s",
+              is_tensor(data) and "a tensor" or type(data))
+      end
       return Tensor.zeros(data, ...)
    end
    local dtype = ...
@@ -372,8 +376,11 @@ function methods:narrow(dim, first, size)
    local p = raw(self, "narrow", 1)
    if dim ~= 1 then fail(2, "narrow: only dimension 1 gives a contiguous view, got %s", tostring(dim)) end
    local n = p.ndim == 0 and 1 or tonumber(p.shape[0])
-   if type(first) ~= "number" or type(size) ~= "number" or first < 1 or size < 0 or first + size - 1 > n
-      or first ~= math.floor(first) or size ~= math.floor(size) then
+   if type(first) ~= "number" or type(size) ~= "number" then
+      fail(2, "narrow: bad argument #%d (%s): expected a number, got %s", type(first) ~= "number" and 2 or 3,
+           type(first) ~= "number" and "first" or "size", type(type(first) ~= "number" and first or size))
+   end
+   if first < 1 or size < 0 or first + size - 1 > n or first ~= math.floor(first) or size ~= math.floor(size) then
       fail(2, "narrow: slices %s..%s out of range for dimension 1 of size %d", tostring(first),
            tostring(first and size and first + size - 1), n)
    end

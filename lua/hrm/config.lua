@@ -188,8 +188,15 @@ local SMALL = { hidden_size = 128, num_heads = 4, H_layers = 2, L_layers = 2 }
 local TINY = { hidden_size = 64, num_heads = 2, H_layers = 1, L_layers = 1, halt_max_steps = 4 }
 
 -- Over the defaults of the overrides' arch: small{arch = "trm"} is a small TRM.
-function M.small(overrides) return build(arch_base(overrides), merged(SMALL, overrides), 3) end
-function M.tiny(overrides) return build(arch_base(overrides), merged(TINY, overrides), 3) end
+local function check_overrides(overrides, fname)
+   if overrides ~= nil and type(overrides) ~= "table" then
+      error(string.format("hrm.config.%s: bad argument #1 (overrides): expected a table of fields, got %s", fname,
+                          type(overrides)), 3)
+   end
+   return overrides
+end
+function M.small(overrides) check_overrides(overrides, "small") return build(arch_base(overrides), merged(SMALL, overrides), 3) end
+function M.tiny(overrides) check_overrides(overrides, "tiny") return build(arch_base(overrides), merged(TINY, overrides), 3) end
 
 -- A preset by name: "tiny", "small", "hrm_v1", "trm", "trm_mlp" or "transformer".
 function M.preset(name, overrides)

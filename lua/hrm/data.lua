@@ -197,16 +197,38 @@ function Dataset.new(t)
    return ds
 end
 
+-- arrays with inputs and labels given as Lua tables of rows (S token ids each), flattened.
+local function rows_flattened(t, S)
+   local out = {}
+   for k, v in pairs(t) do out[k] = v end
+   for _, name in ipairs({ "inputs", "labels" }) do
+      local rows, flat = t[name], {}
+      if type(rows) ~= "table" or #rows ~= #t.inputs then
+         fail(4, "add: '%s' must be a table of %d rows like 'inputs', got %s", name, #t.inputs, type(rows))
+      end
+      for r, row in ipairs(rows) do
+         if type(row) ~= "table" or #row ~= S then
+            fail(4, "add: '%s' row %d must be a table of %d (seq_len) token ids", name, r, S)
+         end
+         for k = 1, S do flat[#flat + 1] = row[k] end
+      end
+      out[name] = flat
+   end
+   out.n = #t.inputs
+   return out
+end
+
 -- ds:add(arrays) appends examples, puzzles and groups in one C call; returns ds.
--- arrays = {inputs =, labels = (N*S), puzzle_identifiers = (P), puzzle_indices = (P+1),
--- group_indices = (G+1), n = N [, n_puzzles = P, n_groups = G]}; the last three arrays may be
--- omitted (one puzzle per example, one group per puzzle, blank ids).
+-- arrays = {inputs =, labels = (N*S, or Lua tables of N rows), puzzle_identifiers = (P),
+-- puzzle_indices = (P+1), group_indices = (G+1), n = N [, n_puzzles = P, n_groups = G]}; the last
+-- three arrays may be omitted (one puzzle per example, one group per puzzle, blank ids).
 function Dataset:add(t)
    local p = handle(self, "add")
    if type(t) ~= "table" then
       fail(2, "add: bad argument #1: expected an arrays table, got %s", type(t))
    end
    local S = self:meta().seq_len
+   if type(t.inputs) == "table" and type(t.inputs[1]) == "table" then t = rows_flattened(t, S) end
    local n, x = t.n, t.inputs
    if n == nil and type(x) == "table" then n = #x / S
    elseif n == nil and Tensor.is_tensor(x) then n = x:numel() / S

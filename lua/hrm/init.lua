@@ -29,7 +29,7 @@ end
 local default_device = "cpu"
 function hrm.set_default_device(name)
    if name ~= "cpu" and name ~= "cuda" then
-      error("set_default_device: expected \"cpu\" or \"cuda\", got " .. tostring(name), 2)
+      error("set_default_device: bad argument #1 (name): expected \"cpu\" or \"cuda\", got " .. tostring(name), 2)
    end
    if name == "cuda" and not hrm.cuda_available() then
       error("set_default_device: CUDA is not available (this build has no CUDA backend or no GPU " ..
@@ -44,10 +44,14 @@ local lazy = {
    repl = "hrm.repl", Model = "hrm.Model", config = "hrm.config", optim = "hrm.optim",
    schedule = "hrm.schedule", data = "hrm.data", checkpoint = "hrm.checkpoint",
    train = "hrm.train", progress = "hrm.progress", viz = "hrm.viz", json = "hrm.json",
-   safetensors = "hrm.safetensors", nn = "hrm.nn",
+   safetensors = "hrm.safetensors", nn = "hrm.nn", doc = "hrm.doc",
 }
 
+-- help(x): the documentation of a function, module or name ("tasks.sudoku"), see hrm.doc.
+function hrm.help(x) return require("hrm.doc").help(x) end
+
 return setmetatable(hrm, {
+   __submodules = lazy, -- what the REPL completes before first use
    __index = function(t, k)
       local name = lazy[k]
       if name == nil then return nil end

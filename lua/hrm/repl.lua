@@ -1,9 +1,13 @@
 -- hrm.repl — what the interactive prompt of `hrm` does with a line (the C host reads lines).
 --
 -- eval(source) compiles the input as an expression first (so `x*2` prints 42; a leading `=`
--- is optional), then as a statement; an unfinished statement returns "incomplete" so the host
--- reads more lines. Values print pretty: tables to a depth limit, tensors summarised.
--- complete(text) lists completions of globals, table fields and methods (tensors too).
+-- is optional), then as statements (`x = f(); x[5]` prints x[5]); an unfinished statement
+-- returns "incomplete" so the host reads more lines. Input runs uncompiled (jit.off), so Ctrl-C
+-- stops even a tight loop. Values print pretty: tables to a depth limit, tensors summarised. An
+-- error prints its message only; traceback() prints the last error's stack (without the REPL's
+-- own frames).
+-- complete(text) lists completions of globals, table fields, methods (tensors too) and the
+-- submodules of `hrm` not loaded yet.
 local M = {}
 
 M.max_depth = 2
@@ -70,16 +74,25 @@ function M.eval(source)
    if not fn then
       fn, err = loadstring(source, "=stdin")
    end
+   if not fn then -- "x = f(); x[5]": statements, then an expression whose value prints
+      local head, tail = source:match("^(.*);([^;]*)$")
+      if head then fn = loadstring(head .. "; return " .. tail, "=stdin") end
+   end
    if not fn then
       if err:match("'<eof>'$") or err_expr:match("'<eof>'$") then return "incomplete" end
       report(err)
       return "error"
    end
+   if jit then jit.off(fn, true) end -- interpreted, so one Ctrl-C stops a loop typed here
+   local message
    local results = { xpcall(fn, function(e)
-      return debug.traceback(type(e) == "string" and e or M.pretty(e), 2)
+      message = type(e) == "string" and e or M.pretty(e)
+      local trace = debug.traceback(message, 2)
+      M.last_traceback = trace:gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
+      return message
    end) }
    if not results[1] then
-      report(results[2])
+      report(message)
       return "error"
    end
    local n = table.maxn(results)
@@ -122,7 +135,10 @@ function M.complete(text)
    elseif type(scope) == "table" then
       add_keys(scope)
       local mt = getmetatable(scope)
-      if type(mt) == "table" and type(mt.__index) == "table" then add_keys(mt.__index) end
+      if type(mt) == "table" then
+         if type(mt.__index) == "table" then add_keys(mt.__index) end
+         if type(mt.__submodules) == "table" then add_keys(mt.__submodules) end -- hrm's lazy ones
+      end
    elseif type(scope) == "string" then
       add_keys(string)
    end
@@ -130,9 +146,19 @@ function M.complete(text)
    return out
 end
 
+-- traceback(): the stack of the last error at the prompt.
+function M.traceback()
+   io.write((M.last_traceback or "no error yet"), "\n")
+   io.flush()
+end
+
+-- The session's start: the banner, and the globals `help` and `traceback` (the REPL only).
 function M.banner()
    local hrm = require "hrm"
-   io.write(string.format("hrm %s  (%s, %d threads)  --  the global `hrm` is loaded; Ctrl-D quits\n",
+   if rawget(_G, "help") == nil then rawset(_G, "help", hrm.help) end
+   if rawget(_G, "traceback") == nil then rawset(_G, "traceback", M.traceback) end
+   io.write(string.format("hrm %s  (%s, %d threads)  --  the global `hrm` is loaded; help() for help, " ..
+                          "traceback() after an error; Ctrl-D quits\n",
                           hrm.version(), jit and jit.version or "Lua", hrm.get_threads()))
 end
 

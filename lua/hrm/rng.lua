@@ -30,6 +30,10 @@ end
 
 -- A uniform float in [0, 1), or an integer in [1, n] / [a, b] like math.random.
 function M.random(a, b)
+   if (a ~= nil and type(a) ~= "number") or (b ~= nil and type(b) ~= "number") then
+      error(string.format("random: bad argument #%d (%s): expected a number, got %s", type(a) ~= "number" and 1 or 2,
+                          type(a) ~= "number" and (b == nil and "n" or "a") or "b", type(a) ~= "number" and type(a) or type(b)), 2)
+   end
    local u = C.hrm_rng_uniform(state)
    if a == nil then return u end
    if b == nil then a, b = 1, a end

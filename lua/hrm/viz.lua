@@ -1,7 +1,7 @@
 -- hrm.viz — SVG charts written in pure Lua: line charts (training curves) and histograms.
 --
 -- viz.line_chart{title, series = {{name, xs, ys}, ...}, x_label, y_label [, log_y, width,
--- height, y_min, y_max]} and viz.histogram{title, counts = {...}, labels = {...} | values =
+-- height, y_min, y_max, x_max, marks]} and viz.histogram{title, counts = {...}, labels = {...} | values =
 -- {...}, bins = n, x_label, y_label} return a standalone SVG document (a string) with axes,
 -- "nice" ticks, grid lines and a legend; viz.save(path, svg) writes it. Non-finite points are
 -- skipped (lines break there). Does not: run external programs or embed fonts/scripts.
@@ -146,7 +146,11 @@ end
 
 -- line_chart{title, series = {{name = s, xs = {...}, ys = {...}} or {s, xs, ys}, ...},
 --            x_label, y_label, log_y = false, width = 720, height = 420, y_min, y_max,
---            markers = auto (drawn when a series has few points)} -> svg string
+--            x_max (where the x-axis ends; default: the last x), markers = auto (drawn when a
+--            series has few points), marks = {{x = n, label = s [, style = "line" | "tick"]}, ...}}
+--            -> svg string. A "line" mark is a dashed vertical line labelled at the top (a
+--            curriculum level change); "tick" marks are triangles on the x-axis, one legend
+--            entry per label (checkpoints).
 function M.line_chart(o)
    check_opts(o, "viz.line_chart")
    if type(o.series) ~= "table" then error("viz.line_chart: option 'series' must be a list of series", 2) end
@@ -163,6 +167,14 @@ function M.line_chart(o)
       series[i] = { name = name and tostring(name) or ("series " .. i), xs = xs, ys = ys,
                     color = s.color or M.palette[(i - 1) % #M.palette + 1] }
    end
+   local marks = o.marks or {}
+   if type(marks) ~= "table" then error("viz.line_chart: option 'marks' must be a list of {x, label}", 2) end
+   for i, m in ipairs(marks) do
+      if type(m) ~= "table" or not finite(m.x) then
+         error(format("viz.line_chart: mark %d must be a table {x = number, label = text}", i), 2)
+      end
+   end
+   if o.x_max ~= nil and not finite(o.x_max) then error("viz.line_chart: option 'x_max' must be a number", 2) end
    local log_y = o.log_y and true or false
    local xmin, xmax, ymin, ymax = huge, -huge, huge, -huge
    for _, s in ipairs(series) do
@@ -178,19 +190,32 @@ function M.line_chart(o)
    end
    local empty = xmin > xmax
    if empty then xmin, xmax, ymin, ymax = 0, 1, log_y and 1 or 0, log_y and 10 or 1 end
+   if o.x_max and o.x_max > xmin then xmax = o.x_max end
    if o.y_min and (not log_y or o.y_min > 0) then ymin = o.y_min end
    if o.y_max then ymax = o.y_max end
    if ymax < ymin then ymax = ymin end
 
    local W, H = o.width or 720, o.height or 420
    local legend_w = 0
-   local named = #series > 1 or (series[1] and series[1].name ~= "series 1")
+   local tick_labels, seen_label = {}, {}
+   for _, m in ipairs(marks) do
+      if m.style == "tick" and m.label and not seen_label[m.label] then
+         seen_label[m.label] = true
+         tick_labels[#tick_labels + 1] = tostring(m.label)
+      end
+   end
+   local named = #series > 1 or (series[1] and series[1].name ~= "series 1") or #tick_labels > 0
    if named then
       for _, s in ipairs(series) do legend_w = math.max(legend_w, text_width(s.name) + 40) end
+      for _, l in ipairs(tick_labels) do legend_w = math.max(legend_w, text_width(l) + 40) end
    end
    local box = { x0 = 72, x1 = W - 20 - legend_w, y0 = o.title and 40 or 16, y1 = H - (o.x_label and 56 or 36) }
 
    local xticks, xa, xb, xstep = M.ticks(xmin, xmax, math.max(2, floor((box.x1 - box.x0) / 90)))
+   if xmax > xmin and xb > xmax then -- the axis ends at the last x, not at the next nice tick
+      xb = xmax
+      while #xticks > 0 and xticks[#xticks] > xb + xstep * 1e-9 do xticks[#xticks] = nil end
+   end
    local yticks, ya, yb, ystep
    if log_y then
       yticks, ya, yb = log_ticks(ymin, ymax)
@@ -242,6 +267,23 @@ function M.line_chart(o)
       end
    end
    add(out, "</g>")
+   local mark_color = "#555"
+   for _, m in ipairs(marks) do
+      if m.x >= xa and m.x <= xb then
+         local x = px(m.x)
+         if m.style == "tick" then
+            add(out, format('<path d="M%.1f,%.1f l-5,8 h10 z" fill="%s"><title>%s</title></path>', x, box.y1 - 8,
+                            mark_color, esc(m.label or "")))
+         else
+            add(out, format('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="4,3"/>',
+                            x, box.y0, x, box.y1, mark_color))
+            if m.label then
+               add(out, format('<text x="%.1f" y="%.1f" font-size="10" fill="%s" transform="rotate(90 %.1f %.1f)">%s</text>',
+                               x + 3, box.y0 + 4, mark_color, x + 3, box.y0 + 4, esc(m.label)))
+            end
+         end
+      end
+   end
    if empty then
       add(out, format('<text x="%.1f" y="%.1f" text-anchor="middle" fill="#888">no data</text>',
                       (box.x0 + box.x1) / 2, (box.y0 + box.y1) / 2))
@@ -253,6 +295,11 @@ function M.line_chart(o)
          add(out, format('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/>',
                          lx, y + 6, lx + 20, y + 6, s.color))
          add(out, format('<text x="%.1f" y="%.1f" dominant-baseline="middle">%s</text>', lx + 26, y + 6, esc(s.name)))
+      end
+      for i, l in ipairs(tick_labels) do
+         local y = ly + (#series + i - 1) * 20
+         add(out, format('<path d="M%.1f,%.1f l-5,8 h10 z" fill="%s"/>', lx + 10, y + 2, mark_color))
+         add(out, format('<text x="%.1f" y="%.1f" dominant-baseline="middle">%s</text>', lx + 26, y + 6, esc(l)))
       end
    end
    add(out, "</svg>")
@@ -386,10 +433,31 @@ end
 
 local function file_name(s) return (s:gsub("[^%w_%-]", "_")) end
 
+-- run_marks(records) -> marks, last step: curriculum changes (the run's event lines, such as a
+-- curriculum's message) as line marks, checkpoints as x-axis ticks (last.hrm is written at every
+-- evaluation and at the end; "checkpoint" records, where a run writes them, count too).
+function M.run_marks(recs)
+   local marks, last, ckpt = {}, -huge, {}
+   for _, r in ipairs(recs) do
+      if r.step > last then last = r.step end
+      if r.split == "event" then
+         marks[#marks + 1] = { x = r.step, label = tostring(r.message or "event"):sub(1, 40) }
+      elseif (r.split == "eval" or r.split == "checkpoint") and not ckpt[r.step] then
+         ckpt[r.step] = true
+         marks[#marks + 1] = { x = r.step, label = "checkpoint", style = "tick" }
+      end
+   end
+   if last > -huge and not ckpt[last] then
+      marks[#marks + 1] = { x = last, label = "checkpoint", style = "tick" }
+   end
+   return marks, last > -huge and last or nil
+end
+
 -- plot_run(dir) -> list of written files | nil, err
 -- From dir/metrics.jsonl: loss.svg (train losses, eval loss), accuracy.svg (token and exact
 -- accuracy, train and eval), steps.svg (mean ACT steps in training, mean Q-halting step at
 -- evaluation), lr.svg, and halting[_<set>].svg (the halting-step histogram of the last eval).
+-- The curves' x-axis ends at the run's last step and carries its run_marks.
 function M.plot_run(dir)
    if type(dir) ~= "string" then error("viz.plot_run: bad argument #1 (dir): expected a string", 2) end
    local recs, err = M.read_metrics(dir .. "/metrics.jsonl")
@@ -402,6 +470,7 @@ function M.plot_run(dir)
       end
    end
    table.sort(sets)
+   local marks, x_max = M.run_marks(recs)
    local written = {}
    local function emit(name, svg)
       local path = dir .. "/" .. name
@@ -433,17 +502,17 @@ function M.plot_run(dir)
       local ls = collect(loss)
       local positive = true
       for _, s in ipairs(ls) do for _, y in ipairs(s.ys) do if y <= 0 then positive = false end end end
-      emit("loss.svg", M.line_chart{ title = "Losses", series = ls, x_label = "step", y_label = "loss",
+      emit("loss.svg", M.line_chart{ title = "Losses", series = ls, x_label = "step", marks = marks, x_max = x_max, y_label = "loss",
                                      log_y = positive and #ls > 0 })
-      emit("accuracy.svg", M.line_chart{ title = "Accuracy", series = collect(acc), x_label = "step",
+      emit("accuracy.svg", M.line_chart{ title = "Accuracy", series = collect(acc), x_label = "step", marks = marks, x_max = x_max,
                                          y_label = "accuracy", y_min = 0, y_max = 1 })
-      emit("steps.svg", M.line_chart{ title = "Mean halting steps", series = collect(steps), x_label = "step",
+      emit("steps.svg", M.line_chart{ title = "Mean halting steps", series = collect(steps), x_label = "step", marks = marks, x_max = x_max,
                                       y_label = "ACT steps" })
       local lr = { xs = {}, ys = {}, name = "lr" }
       for _, r in ipairs(recs) do
          if r.split == "train" and type(r.lr) == "number" then lr.xs[#lr.xs + 1], lr.ys[#lr.ys + 1] = r.step, r.lr end
       end
-      emit("lr.svg", M.line_chart{ title = "Learning rate", series = { lr }, x_label = "step", y_label = "lr" })
+      emit("lr.svg", M.line_chart{ title = "Learning rate", series = { lr }, x_label = "step", marks = marks, x_max = x_max, y_label = "lr" })
       for _, set in ipairs(sets) do
          local last
          for _, r in ipairs(recs) do

@@ -4,7 +4,8 @@
 --
 --    hrm scripts/train.lua --task sudoku --generate 2000 --curriculum scripts/curricula/sudoku_blanks.lua
 --
--- A curriculum file returns function(step, metrics, ctx) -> nil or a table of changes. hrm.train
+-- A curriculum file returns function(step, metrics, ctx) -> nil or a table of changes, or (as this
+-- file does, to export with_levels too) a table whose `curriculum` field is that function. hrm.train
 -- calls it once before the first step (metrics == nil; also after a resume, with ctx.resumed) and
 -- after every optimizer step with metrics = {train = this step's metrics, eval = the latest
 -- evaluation by set name, evaluated = true on steps that just evaluated}. Changes it may return:

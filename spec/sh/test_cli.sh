@@ -72,6 +72,47 @@ if command -v script >/dev/null; then
    expect_has "history saved" "x*2" "$(cat "$tmp/history" 2>/dev/null)"
    out=$(printf 'x = 5\n' | script -qec "$HRM" /dev/null 2>&1)
    expect_has "history kept across sessions" "x = 21" "$(cat "$tmp/history" 2>/dev/null)"
+
+   # An interactive session driven step by step: each input is sent once the output shows the
+   # REPL got to the point before it (a Ctrl-C typed into the terminal drops unread input).
+   # Markers are printed as "a".."b" so the echo of the typed line never matches them.
+   mkfifo "$tmp/keys"
+   script -qfec "$HRM" "$tmp/session" <"$tmp/keys" >/dev/null 2>&1 &
+   session=$!
+   exec 3>"$tmp/keys"
+   keys() { printf "$1" >&3; }
+   seen() { tr -d '\r' 2>/dev/null <"$tmp/session" | grep -cF -- "$1"; }
+   wait_for() { # text [count]: wait (60 s at most) until the output shows text count times
+      local i
+      for ((i = 0; i < 600; i++)); do
+         [ "$(seen "$1")" -ge "${2:-1}" ] && return 0
+         sleep 0.1
+      done
+      bad "REPL: [$1] never appeared"; return 1
+   }
+   keys 'hrm.M\t ~= nil, hrm.sch\t.con\t ~= nil\n'   # completes submodules not loaded yet
+   wait_for "true	true" && ok
+   keys 'if true then\n'; wait_for ">> "
+   keys '\003'; wait_for "^C"
+   keys '"ab".."c"\n'; wait_for '"abc"' && ok
+   keys 'n = 0; print("run".."ning"); while true do n = n + 1 end\n'; wait_for running
+   sleep 0.5; keys '\003'; keys '\003'; wait_for interrupted && ok
+   keys 'print("al".."ive", n > 0)\n'; wait_for "alive	true" && ok
+   n=$(seen "> ^C")
+   keys '\003'; wait_for "> ^C" $((n + 1)); keys '\003'; wait_for "> ^C" $((n + 2))
+   keys 'print("still".."here")\n'; wait_for stillhere && ok
+   keys 'x = hrm.Tensor.randn(3, 4); x[5]\n'; wait_for "out of range for dimension 1"
+   keys 'print("after".."error")\n'; wait_for aftererror
+   expect_out "REPL error is one line" "0" "$(seen "stack traceback")"
+   keys 'traceback()\n'; wait_for "stack traceback" && ok
+   keys 'print("tr".."aced")\n'; wait_for traced
+   expect_out "traceback leaves out the REPL" "0" "$(seen "repl.lua")"
+   keys 'help(hrm.Model)\n'; wait_for "hrm.Model(cfg [," && ok
+   keys 'help "tasks.sudoku"\n'; wait_for "N x N Sudoku" && ok
+   keys 'help(hrm.Model.solve)\n'; wait_for "a table of B booleans" && ok
+   keys '\004'; exec 3>&-
+   wait $session; expect_out "REPL ends with Ctrl-D, status 0" "0" "$?"
+   expect_out "no leftover input after Ctrl-C" "0" "$(seen "unexpected symbol")"
 else
    echo "script(1) not found: REPL terminal checks skipped"
 fi

@@ -108,6 +108,14 @@ out=$(printf '1.3...1.4..2.3..\n.2..4..1..3..1.2\n' | $S "$run" --halt q --trace
 expect_out "solve stdin status" "0" "$rc"
 expect_has "solve stdin second" "== puzzle 2 (stdin line 2)" "$out"
 expect_has "solve trace" "-- segment 1" "$out"
+expect_has "solve says whether the answer is valid" "valid answer" "$out"
+out=$($S weights/sudoku4.hrm "..23...13.1..43." --size 4 --halt verify --no-color --threads 1 2>&1); rc=$?
+expect_out "solve --halt verify status" "0" "$rc"
+expect_has "solve --halt verify stops at a valid answer" ", valid answer" "$out"
+"$HRM" -e "assert(hrm.Model(hrm.config.tiny{vocab_size = 11, seq_len = 16}):save('$tmp/reverse.hrm'))"
+user_error "solve --halt verify without check" "--halt verify needs a task that can check an answer" \
+   $S "$tmp/reverse.hrm" 0123456789012345 --task tasks/template.lua --halt verify
+user_error "solve bad halt" "--halt expects max, q or verify, got 'x'" $S "$run" x --halt x
 user_error "solve bad puzzle" "argument 1: sudoku.encode" $S "$run" "12x"
 user_error "solve missing file" "--file: no such file" $S "$run" --file "$tmp/p.txt"
 user_error "solve bad max-steps" "--max-steps expects a positive integer, got 'many'" $S "$run" x --max-steps many
