@@ -3,10 +3,12 @@
  * Each OpenMP thread runs twelve independent chains of fused multiply-adds (enough to hide the
  * FMA latency on two ports) on the widest vectors the CPU has — AVX-512, else AVX2 + FMA, chosen
  * at run time whatever this build's -march, as the GEMM library chooses its kernels — and times
- * itself; the rates of all threads add up. No memory traffic, so this is the arithmetic peak
- * that no fp32 GEMM can pass.
+ * itself on its own CPU clock (time it spends running, so a thread preempted by another process
+ * does not read as a slower core); the rates of all threads add up. No memory traffic, so this is
+ * the arithmetic peak that no fp32 GEMM can pass.
  */
 #include <omp.h>
+#include <time.h>
 
 #include "hrm.h"
 
@@ -20,7 +22,14 @@ static volatile float opaque = 1e-9f;
 #define OPAQUE(x) ((x) = opaque)  // a load per round: the scalar fallback only
 #endif
 
-static volatile float fma_sink;  // where the chains' results go, so they are computed
+static volatile float fma_sink;
+
+static double thread_cpu_seconds(void) {
+   struct timespec ts;
+   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+  // where the chains' results go, so they are computed
 
 /* The body of a rate function: twelve chains of T vectors (LANES floats) for `iters` rounds,
  * their lane sum into *sink, the GFLOP/s as the result. */
@@ -29,14 +38,14 @@ static volatile float fma_sink;  // where the chains' results go, so they are co
    T a6 = SET(7), a7 = SET(8), a8 = SET(9), a9 = SET(10), a10 = SET(11), a11 = SET(12);         \
    T x = SET(1e-9f);                                                                            \
    const T y = SET(1.0f);                                                                       \
-   const double t0 = omp_get_wtime();                                                           \
+   const double t0 = thread_cpu_seconds();                                                      \
    for (long i = 0; i < iters; i++) {                                                           \
       a0 = FMA(x, y, a0), a1 = FMA(x, y, a1), a2 = FMA(x, y, a2), a3 = FMA(x, y, a3);           \
       a4 = FMA(x, y, a4), a5 = FMA(x, y, a5), a6 = FMA(x, y, a6), a7 = FMA(x, y, a7);           \
       a8 = FMA(x, y, a8), a9 = FMA(x, y, a9), a10 = FMA(x, y, a10), a11 = FMA(x, y, a11);       \
       OPAQUE(x);                                                                                \
    }                                                                                            \
-   const double dt = omp_get_wtime() - t0;                                                      \
+   const double dt = thread_cpu_seconds() - t0;                                                 \
    *sink = SUM(a0) + SUM(a1) + SUM(a2) + SUM(a3) + SUM(a4) + SUM(a5) + SUM(a6) + SUM(a7) +      \
            SUM(a8) + SUM(a9) + SUM(a10) + SUM(a11);                                             \
    return dt > 0 ? 12.0 * 2 * (LANES) * (double)iters / dt / 1e9 : 0.0

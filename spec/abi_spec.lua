@@ -30,8 +30,9 @@ describe("the C ABI", function()
    end)
 
    it("measures the machine's FMA peak above what a GEMM reaches", function()
-      -- one thread, so a busy neighbour core cannot tilt the comparison; a peak measured while
-      -- another process held the core reads low, so the best of up to three measurements counts
+      -- one thread; the peak is timed on the thread's own CPU clock, so another process taking
+      -- the core does not lower it, and a GEMM slowed the same way only reads lower; the best of
+      -- up to three measurements counts
       local n = hrm.get_threads()
       hrm.set_threads(1)
       local peak, gemm = 0, 0
