@@ -61,7 +61,7 @@ while i <= #arg do
    i = i + 2
 end
 if opts.bf16 and hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_BF16) ~= 0 then
-   io.stderr:write("bench: " .. require("ffi").string(hrm.C.hrm_last_error()) .. "\n")
+   io.stderr:write("bench: " .. require("hrm.errors").last() .. "\n")
    os.exit(1)
 end
 

@@ -7,7 +7,7 @@
 -- halting policy, and the first few are rendered next to the answer; the last line gives the
 -- fraction solved and the mean number of reasoning segments used.
 local hrm = require "hrm"
-local json = require "hrm.json"
+local fs = require "hrm.fs"
 
 local root = package.hrm_home or "."
 local opts = { model = root .. "/weights/sudoku4.hrm", n = 64, seed = 2024, show = 3, halt = "q" }
@@ -51,7 +51,7 @@ if not model then
    io.stderr:write("demo: " .. tostring(err) .. "\n---> HINT: the bundled model is weights/sudoku4.hrm\n")
    os.exit(1)
 end
-local card = json.read and json.read((opts.model:gsub("%.hrm$", ".json"))) or nil
+local card = fs.read_json((opts.model:gsub("%.hrm$", ".json")))
 local cfg = model:config()
 local size = math.floor(math.sqrt(cfg.seq_len) + 0.5)
 local sudoku = require("tasks.sudoku").new{ size = size, color = require("hrm.progress").is_tty() }

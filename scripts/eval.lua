@@ -7,8 +7,7 @@
 -- optionally a submission file. User errors print one line and exit with status 1.
 local hrm = require "hrm"
 local ffi = require "ffi"
-local train = require "hrm.train"
-local json = require "hrm.json"
+local fs = require "hrm.fs"
 local progress = require "hrm.progress"
 local cli = require "hrm.cli"
 
@@ -90,24 +89,11 @@ local function arc_built(task, a, meta)
    local path = a.arc or meta.arc
    if a.arc == nil and type(meta.arc_files) == "table" then
       for _, f in ipairs(meta.arc_files) do files[#files + 1] = f end
-   elseif is_dir(path) then
-      local subsets = a["arc-subsets"] or "training,evaluation,concept"
-      for sub in subsets:gmatch("[^,%s]+") do
-         local f = string.format("%s/arc-agi_%s_challenges.json", path, sub)
-         if exists(f) then files[#files + 1] = f end
-      end
-      if #files == 0 then
-         local p = io.popen("ls -1 '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-         for name in p:lines() do
-            if name:match("%.json$") and not name:match("_solutions%.json$") then files[#files + 1] = path .. "/" .. name end
-         end
-         p:close()
-      end
    else
-      if not exists(path) then die("--arc: no such file: " .. path) end
-      files[1] = path
+      local ferr
+      files, ferr = task.files(path, a["arc-subsets"])
+      if not files then die("--arc: " .. ferr) end
    end
-   if #files == 0 then die("--arc: no ARC JSON files in " .. path) end
    local tasks = {}
    for _, f in ipairs(files) do
       local list, err = task.load(f, { limit = a.limit or meta.limit })
@@ -226,7 +212,7 @@ local function main(argv)
       local ok, err = pcall(hrm.set_default_device, a.device)
       if not ok then die(clean(err)) end
    end
-   local model, info, meta, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a))
+   local model, info, meta, task = cli.model_and_task(PROG, ckpt, a, cli.config_of(PROG, a))
    local cfg = model:config()
    local data, desc, built = build_data(task, a, meta)
    if built and built.num_puzzle_identifiers ~= cfg.num_puzzle_identifiers then
@@ -234,7 +220,7 @@ local function main(argv)
                         "--arc-subsets, --aug, --limit and --seed of the training run", built.num_puzzle_identifiers,
                         cfg.num_puzzle_identifiers))
    end
-   local src, serr = train.as_source(data)
+   local src, serr = require("hrm.train.source").as_source(data)
    if not src then die(serr) end
    local B = a.batch or 64
    local S = cfg.seq_len
@@ -259,7 +245,7 @@ local function main(argv)
    local m, hist
    if halt == "max" then
       local argmax = ffi.new("int32_t[?]", S)
-      m, hist = train.evaluate(model, src, { batch = B, progress = reporter, on_batch = arc_rows and function(b, out, i)
+      m, hist = require("hrm.train.evaluate").evaluate(model, src, { batch = B, progress = reporter, on_batch = arc_rows and function(b, out, i)
          local lg, qh = out.logits:data(), out.q_halt_logits:data()
          local V = cfg.vocab_size
          for row = 0, i.rows - 1 do
@@ -283,7 +269,7 @@ local function main(argv)
    local result = {
       checkpoint = info.path, task = task.name, data = desc, halt = halt, ema = a.ema or false,
       count = m.count, exact_accuracy = m.exact_accuracy, accuracy = m.accuracy, mean_steps = m.steps,
-      q_steps = m.q_steps, halt_histogram = json.array(hist), seconds = dt,
+      q_steps = m.q_steps, halt_histogram = fs.array(hist), seconds = dt,
    }
    if arc_rows then
       local ok, r = pcall(task.evaluate, arc_rows, built)
@@ -300,7 +286,7 @@ local function main(argv)
    end
 
    if a.json then
-      print(json.encode(result, { nonfinite = "null" }))
+      print(fs.encode(result, { nonfinite = "null" }))
       return
    end
    print(string.format("checkpoint      %s%s", info.path, a.ema and " (EMA weights)" or ""))

@@ -116,7 +116,7 @@ local function main(argv)
    local halt = a.halt or "max"
    if halt ~= "max" and halt ~= "q" then die("--halt expects max or q, got '" .. halt .. "'") end
    if a.threads then hrm.set_threads(a.threads) end
-   local model, _, _, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a, true))
+   local model, _, _, task = cli.model_and_task(PROG, ckpt, a, cli.config_of(PROG, a, true))
    local cfg = model:config()
    local items = read_examples(task, a)
    local S, H = cfg.seq_len, a["max-steps"] or cfg.halt_max_steps

@@ -106,25 +106,8 @@ end
 -- ---- data ------------------------------------------------------------------------------------------
 
 local function arc_tasks(task, path, a)
-   local files = {}
-   if is_dir(path) then
-      local subsets = a["arc-subsets"] or "training,evaluation,concept"
-      for sub in subsets:gmatch("[^,%s]+") do
-         local f = string.format("%s/arc-agi_%s_challenges.json", path, sub)
-         if exists(f) then files[#files + 1] = f end
-      end
-      if #files == 0 then
-         local p = io.popen("ls -1 '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-         for name in p:lines() do
-            if name:match("%.json$") and not name:match("_solutions%.json$") then files[#files + 1] = path .. "/" .. name end
-         end
-         p:close()
-      end
-      if #files == 0 then die("--arc: no ARC JSON files in " .. path) end
-   else
-      need_file(path, "--arc")
-      files[1] = path
-   end
+   local files, ferr = task.files(path, a["arc-subsets"])
+   if not files then die("--arc: " .. ferr) end
    local tasks = {}
    for _, f in ipairs(files) do
       local list, err = task.load(f, { limit = a.limit })
@@ -271,7 +254,7 @@ local function main(argv)
       if a[b] and a[b] >= 1 then die("--" .. b .. " expects a number in [0, 1)") end
    end
    local task_name = a.task or "sudoku"
-   local task, terr = train.task(task_name, { size = a.size })
+   local task, terr = require("tasks.registry").load(task_name, { size = a.size })
    if not task then die(terr) end
    local curriculum
    if a.curriculum then

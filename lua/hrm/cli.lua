@@ -1,10 +1,11 @@
 -- hrm.cli — helpers shared by the command-line scripts (scripts/train.lua, eval.lua, solve.lua).
 --
 -- An option parser driven by a table of option kinds, KEY=VALUE lists, file tests, error messages
--- without their "file:line: " prefix, and loading a checkpoint's model and task. User errors go
+-- without their "file:line: " prefix, and a checkpoint's model with the task it fits. User errors go
 -- through M.die: one line "PROG: message" on stderr and exit status 1.
 -- Does not: print help texts or check option combinations; the scripts do.
-local train = require "hrm.train"
+local fs = require "hrm.fs"
+local errors = require "hrm.errors"
 
 local M = {}
 
@@ -18,18 +19,8 @@ function M.die(prog, msg)
 end
 
 -- An error message without its leading "file:line: ".
-function M.clean(msg) return (tostring(msg):gsub("^[^\n]-:%d+: ", "")) end
-
-function M.exists(p)
-   local f = io.open(p, "rb")
-   if f then f:close() return true end
-   return false
-end
-
-function M.is_dir(p)
-   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
-   return r == 0 or r == true
-end
+M.clean = errors.clean
+M.exists, M.is_dir = fs.exists, fs.is_dir
 
 -- The value of option --name of kind `kind` given as the string v. Kinds: str, list (kept as
 -- strings), range (N or A-B -> {A, B}), num (a finite number >= 0), int (>= 1), int0 (>= 0).
@@ -155,14 +146,14 @@ function M.config_of(prog, a, numbers_only)
    return cfg
 end
 
--- The model of checkpoint ckpt (config: M.config_of's, or nil; a.ema: its EMA weights) and the
--- task (a.task/a.size, else the run's) it must fit -> model, info, meta (the run's), task.
-function M.load_model(prog, ckpt, a, config)
-   local model, info = train.load_model(ckpt, { config = config, ema = a.ema })
+-- The model of checkpoint ckpt (hrm.Model.load; config: M.config_of's, or nil; a.ema: its EMA
+-- weights) and the task (a.task/a.size, else the run's) it must fit -> model, info, meta (the run's), task.
+function M.model_and_task(prog, ckpt, a, config)
+   local model, info = require("hrm.Model").load(ckpt, { config = config, ema = a.ema })
    if not model then M.die(prog, M.clean(info)) end
    local meta = info.run_config and type(info.run_config.meta) == "table" and info.run_config.meta or {}
    local task_name = a.task or meta.task_arg or meta.task or "sudoku"
-   local task, terr = train.task(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
+   local task, terr = require("tasks.registry").load(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
    if not task then M.die(prog, terr) end
    local cfg = model:config()
    if cfg.seq_len ~= task.seq_len or cfg.vocab_size ~= task.vocab_size then
