@@ -29,22 +29,22 @@ while i <= #arg do
    if a == "-h" or a == "--help" then usage(0) end
    if v == nil then io.stderr:write("demo: option " .. a .. " needs a value\n") usage(1) end
    if a == "--model" then opts.model = v
-   elseif a == "--n" then opts.n = tonumber(v)
+   elseif a == "--n" then opts.n = tonumber(v) or v
    elseif a == "--blanks" then opts.blanks = v
-   elseif a == "--seed" then opts.seed = tonumber(v)
-   elseif a == "--show" then opts.show = tonumber(v)
+   elseif a == "--seed" then opts.seed = tonumber(v) or v
+   elseif a == "--show" then opts.show = tonumber(v) or v
    elseif a == "--halt" then opts.halt = v
    else io.stderr:write("demo: unknown option " .. a .. "\n") usage(1) end
    i = i + 2
 end
-if not opts.n or opts.n < 1 or not opts.seed or not opts.show then
-   io.stderr:write("demo: --n, --seed and --show expect numbers\n")
-   os.exit(1)
+local function die(msg) io.stderr:write("demo: ", msg, "\n") os.exit(1) end
+for _, k in ipairs({ "n", "seed", "show" }) do
+   local v, lo = opts[k], k == "n" and 1 or 0
+   if type(v) ~= "number" or v ~= math.floor(v) or v < lo then
+      die(string.format("--%s expects a whole number >= %d, got '%s'", k, lo, tostring(v)))
+   end
 end
-if opts.halt ~= "max" and opts.halt ~= "q" then
-   io.stderr:write("demo: --halt expects max or q\n")
-   os.exit(1)
-end
+if opts.halt ~= "max" and opts.halt ~= "q" then die("--halt expects max or q, got '" .. opts.halt .. "'") end
 
 local model, err = hrm.Model.load(opts.model)
 if not model then
@@ -65,7 +65,11 @@ elseif card and card.blanks then
 else
    lo, hi = 10, 20
 end
-if not lo or not hi then io.stderr:write("demo: --blanks expects A-B\n") os.exit(1) end
+local cells = cfg.seq_len
+if not lo or not hi or lo > hi or hi > cells then
+   die(string.format("--blanks expects A-B with 0 <= A <= B <= %d (the cells of a %dx%d board), got '%s'", cells, size,
+                     size, tostring(opts.blanks)))
+end
 
 local t0 = hrm.C.hrm_wall_time()
 local puzzles = assert(sudoku.generate(opts.n, { blanks = { lo, hi }, seed = opts.seed }))

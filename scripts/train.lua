@@ -70,10 +70,12 @@ optimisation
 
 run
   --run DIR               run directory (default runs/<task>-<date>-<time>)
-  --resume PATH           continue a run from its last.hrm (or a run directory) exactly
+  --resume PATH           continue a run from its last.hrm (or a run directory) exactly; without
+                          data options, with the options the run was started with
   --log-every N           log line interval (default 10)
   --plain                 plain log lines even on a terminal
   --quiet                 no output but errors
+  --debug                 show tracebacks of unexpected errors (also HRM_DEBUG=1)
   --help                  this text
 
 exit status: 0 done, 1 error, 130 interrupted (Ctrl-C; the last complete step is saved)
@@ -211,6 +213,12 @@ end
 
 local function model_config(a, meta)
    local over = pairs_table(a.set, "set")
+   local defaults = hrm.config.preset("tiny")
+   for k, v in pairs(over) do
+      if type(defaults[k]) == "number" and type(v) ~= "number" then
+         die(string.format("--set %s=%s: %s expects a number", k, tostring(v), k))
+      end
+   end
    over.vocab_size, over.seq_len = meta.vocab_size, meta.seq_len
    over.num_puzzle_identifiers = meta.num_puzzle_identifiers or 1
    for k, v in pairs(cli.arch_of(PROG, a)) do if over[k] == nil then over[k] = v end end
@@ -232,6 +240,23 @@ local function model_config(a, meta)
    return cfg
 end
 
+-- ---- resume ----------------------------------------------------------------------------------------------
+
+-- --resume PATH without a data option: the command line the run was started with (config.json's
+-- meta.args), then this one, whose options win.
+local function resumed_args(path, argv)
+   if not exists(path) then die("--resume: no such file or run directory: " .. path) end
+   local dir = is_dir(path) and path or (path:match("^(.*)/[^/]*$") or ".")
+   local cfg, err = require("hrm.fs").read_json(dir .. "/config.json")
+   if not cfg then die("--resume: cannot read the run's options: " .. tostring(err)) end
+   local saved = type(cfg.meta) == "table" and cfg.meta.args
+   if type(saved) ~= "table" then die("--resume: " .. dir .. "/config.json holds no command line; give the data options again") end
+   local args = {}
+   for _, s in ipairs(saved) do args[#args + 1] = s end
+   for _, s in ipairs(argv) do args[#args + 1] = s end
+   return args
+end
+
 -- ---- main ------------------------------------------------------------------------------------------------
 
 local function main(argv)
@@ -241,6 +266,10 @@ local function main(argv)
    hrm.C.hrm_sigpipe_ignore(1)
    local a = cli.parse(PROG, argv, KINDS, { strict_ranges = true })
    if a.help then io.stdout:write(HELP) os.exit(0) end
+   if a.resume and not (a.generate or a.csv or a.arc or a.data or a.hrmd) then
+      argv = resumed_args(a.resume, argv)
+      a = cli.parse(PROG, argv, KINDS, { strict_ranges = true })
+   end
    a.seed = a.seed or 0
    if a.threads then hrm.set_threads(a.threads) end
    if a.device then
@@ -296,7 +325,9 @@ local function main(argv)
    run_dir = run_dir or string.format("runs/%s-%s", task.name, os.date("%Y%m%d-%H%M%S"))
    local has_eval = next(evals) ~= nil
 
-   local model = hrm.Model(cfg, { seed = a.seed })
+   local mok, model = pcall(hrm.Model, cfg, { seed = a.seed })
+   if not mok and cli.debug then error(model, 0) end
+   if not mok then die((#a.set > 0 and "--set: " or "") .. cli.clean(model)) end
    local opt = hrm.optim.AdamATan2(model, {
       lr = a.lr or 1e-4, puzzle_emb_lr = a["puzzle-emb-lr"] or 1e-2, weight_decay = a["weight-decay"] or 0.1,
       puzzle_emb_weight_decay = a["puzzle-emb-weight-decay"] or 0.1, betas = { a.beta1 or 0.9, a.beta2 or 0.95 },
@@ -332,4 +363,4 @@ local function main(argv)
    if res.interrupted then os.exit(130) end
 end
 
-main({ ... })
+cli.main(PROG, main, { ... })

@@ -18,6 +18,20 @@ function M.die(prog, msg)
    os.exit(1)
 end
 
+-- main(prog, fn, argv): runs fn(argv) without a "--debug" argument; an error that escapes it is
+-- one line "prog: message" and exit status 1, unless --debug or HRM_DEBUG=1 asks for the traceback
+-- (M.debug is then true, for scripts that catch errors themselves).
+function M.main(prog, fn, argv)
+   local args, debug = {}, os.getenv("HRM_DEBUG") == "1"
+   for _, s in ipairs(argv) do
+      if s == "--debug" then debug = true else args[#args + 1] = s end
+   end
+   M.debug = debug
+   if debug then return fn(args) end
+   local ok, err = pcall(fn, args)
+   if not ok then M.die(prog, errors.clean(err) .. "\n---> HINT: --debug (or HRM_DEBUG=1) shows the traceback") end
+end
+
 -- An error message without its leading "file:line: ".
 M.clean = errors.clean
 M.exists, M.is_dir = fs.exists, fs.is_dir
