@@ -130,7 +130,8 @@ local function step_gemms(c, B)
 end
 
 -- The PyTorch twin on the same config under one interpreter: the RESULT fields plus its BLAS
--- line and per-thread lines, or nil, reason.
+-- line and per-thread lines, or nil, reason. It is another program (Python), so it runs through
+-- io.popen: no library call starts a process and reads its output.
 local function torch_bench(python, name, B, steps)
    local probe = io.popen(python .. " -c 'import torch; print(\"torch-ok\")' 2>&1")
    local got = probe:read("*a")
