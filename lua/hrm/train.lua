@@ -4,9 +4,9 @@
 -- step (the carry persists across steps), gradients of loss / global batch over `accumulate`
 -- micro-batches, one update at base rate x schedule(step); evaluation, checkpoints and logs at
 -- their intervals; exact resume, curriculum hook, EMA weights, NaN stop, clean Ctrl-C.
--- The pieces live beside it in lua/hrm/train/: options (checks), source (data), evaluate, ema,
--- memory (carries that fit), resume, curriculum, run_dir (config.json, metrics.jsonl,
--- TensorBoard, checkpoints). Copy this file to write your own loop.
+-- Its pieces are the files of lua/hrm/train/: options, source, evaluate, ema, memory, resume,
+-- curriculum, run_dir (config.json, metrics.jsonl, TensorBoard, checkpoints). Copy this file to
+-- write your own loop.
 -- Does not: own any math (C does), or keep anything between calls.
 local C = require "hrm.ffi"
 local progress = require "hrm.progress"
@@ -44,16 +44,15 @@ local function means(sums, global_batch)
    return m
 end
 
--- hrm.train{...} -> summary. Options (docs/training.md has the long form):
---   model, optim; data (a source, see hrm.train.source); steps | epochs; batch, accumulate = 1;
---   schedule = function(step) -> rate multiplier; eval (a source or {name = source}), eval_every,
---   eval_batch; run (a directory: config.json, metrics.jsonl, TensorBoard events unless
---   tensorboard = false, last.hrm, best.hrm by `best` "metric" or "set/metric", best_mode);
---   resume (a checkpoint or run directory); curriculum (hrm.train.curriculum); ema (a decay);
---   log_every = 10, seed = 0, progress = true|false|"tty"|"plain"|reporter, quiet, meta, on_log, context.
--- summary = {step, start_step, steps_run, total_steps, interrupted, time, samples_per_second, train,
--- eval, best, checkpoint, run_dir, history, lr, puzzle_emb_lr, global_batch, data, iterator, carries, ema}.
--- Misuse raises at the caller; run failures raise one-line "hrm.train: ..." messages.
+-- hrm.train{...} -> summary. Options: model, optim; data (see hrm.train.source); steps | epochs;
+-- batch, accumulate = 1; schedule(step) -> rate multiplier; eval (a source or {name = source}),
+-- eval_every, eval_batch; run (a folder, see hrm.train.run_dir; tensorboard = false skips events),
+-- best ("metric" or "set/metric"), best_mode; resume (a checkpoint or run folder); curriculum (see
+-- hrm.train.curriculum), context; ema (a decay); log_every = 10, seed = 0, progress, quiet, meta,
+-- on_log(record). summary = {step, start_step, steps_run, total_steps, interrupted, time,
+-- samples_per_second, train, eval, best, checkpoint, run_dir, history, lr, puzzle_emb_lr,
+-- global_batch, data, iterator, carries, ema}. Misuse raises at the caller; run failures raise
+-- one-line "hrm.train: ..." messages.
 local function run(o)
    local cok, s = pcall(options.check, o)
    if not cok then error(s, 3) end -- misuse: at the caller of hrm.train{...}
@@ -71,24 +70,9 @@ local function run(o)
       if reporter then reporter:print(msg) else io.stdout:write(msg, "\n") io.stdout:flush() end
    end
 
-   if s.resume then
-      local st, lerr = require("hrm.checkpoint").load(s.resume)
-      if not st then error("hrm.train: cannot resume from " .. s.resume .. ": " .. tostring(lerr), 0) end
-      loaded = st
-      require("hrm.train.resume").restore(st, { model = model, optim = opt, carries = carries })
-      r.step = st.step or 0
-      local extra = st.extra or {}
-      local tr = extra.train or {}
-      if tr.rng then model:set_rng_state(tr.rng) end
-      if tr.best then best.value, best.step = tr.best.value, tr.best.step end
-      if tr.lr then r.base_lr, r.base_pe = tr.lr, tr.puzzle_emb_lr or r.base_pe end
-      if tr.window then window = tr.window end
-      elapsed0 = tr.elapsed or 0
-      if type(extra.curriculum) == "table" then cur_state = extra.curriculum end
-      if ema and type(extra.ema) == "table" then
-         local eok, eerr = ema:load(st, s.resume)
-         if not eok then error("hrm.train: cannot resume the EMA weights: " .. tostring(eerr), 0) end
-      end
+   if s.resume then -- the run's objects and counters as the checkpoint left them
+      loaded = require("hrm.train.resume").load(s.resume, r, { carries = carries, ema = ema, best = best })
+      window, elapsed0, cur_state = loaded.window or window, loaded.elapsed, loaded.curriculum or cur_state
       if r.step >= s.total then
          say(format("hrm.train: the checkpoint is at step %d, the run has %d steps: nothing to do", r.step, s.total))
       end
@@ -116,11 +100,7 @@ local function run(o)
 
    local cur = o.curriculum and require("hrm.train.curriculum").new(r, o.curriculum, o.context, cur_state, log)
    if cur then cur.start() else r.it = source.train_iterator(r.source, batch, s.seed) end
-   if loaded and type(r.it.set_state) == "function" then
-      local d = loaded.data_state or loaded.data
-      if type(d) == "table" and type(d.state) == "function" then d = d:state() end
-      if d ~= nil then r.it:set_state(d) end
-   end
+   if loaded then require("hrm.train.resume").sampler(loaded, r.it) end -- after the curriculum's data
 
    local function save()
       if not rd then return end

@@ -3,7 +3,11 @@
 -- restore(state, {model, optim, carries}) copies a checkpoint.load state (model tensors and RNG,
 -- optimizer moments, every carry) into the run's own objects, which were built from its options;
 -- a checkpoint of another model shape or another number of carries is refused in one line.
--- Does not: read files (hrm.checkpoint does) or restore the loop's own counters (train.lua does).
+-- load(path, r, {carries, ema, best}) reads the checkpoint, restores the objects and the loop's
+-- counters (r.step, r.base_lr, r.base_pe, best, EMA weights) and returns the state with its
+-- log window, elapsed time and curriculum state; sampler(state, it) then sets the train
+-- iterator's position.
+-- Does not: parse files itself (hrm.checkpoint does).
 local M = {}
 
 local format = string.format
@@ -44,6 +48,33 @@ function M.restore(st, run)
       -- the model's states (z_H, z_L for HRM and TRM; z_H alone for the baseline) and per-row fields
       for i = 1, k do copy_tensors(run.carries[i], cs[i], run.carries[i]:tensor_names()) end
    end
+end
+
+-- sampler(state, it): the saved sampler position into the run's train iterator.
+function M.sampler(st, it)
+   if type(it.set_state) ~= "function" then return end
+   local d = st.data_state or st.data
+   if type(d) == "table" and type(d.state) == "function" then d = d:state() end
+   if d ~= nil then it:set_state(d) end
+end
+
+function M.load(path, r, o)
+   local st, lerr = require("hrm.checkpoint").load(path)
+   if not st then error("hrm.train: cannot resume from " .. path .. ": " .. tostring(lerr), 0) end
+   M.restore(st, { model = r.model, optim = r.optim, carries = o.carries })
+   r.step = st.step or 0
+   local extra = st.extra or {}
+   local tr = extra.train or {}
+   if tr.rng then r.model:set_rng_state(tr.rng) end
+   if tr.best then o.best.value, o.best.step = tr.best.value, tr.best.step end
+   if tr.lr then r.base_lr, r.base_pe = tr.lr, tr.puzzle_emb_lr or r.base_pe end
+   st.window, st.elapsed = tr.window, tr.elapsed or 0
+   if type(extra.curriculum) == "table" then st.curriculum = extra.curriculum end
+   if o.ema and type(extra.ema) == "table" then
+      local ok, err = o.ema:load(st, path)
+      if not ok then error("hrm.train: cannot resume the EMA weights: " .. tostring(err), 0) end
+   end
+   return st
 end
 
 return M
