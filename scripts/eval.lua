@@ -8,6 +8,8 @@
 local hrm = require "hrm"
 local ffi = require "ffi"
 local fs = require "hrm.fs"
+local source = require "hrm.train.source"
+local evaluate = require("hrm.train.evaluate").evaluate
 local progress = require "hrm.progress"
 local cli = require "hrm.cli"
 
@@ -220,7 +222,7 @@ local function main(argv)
                         "--arc-subsets, --aug, --limit and --seed of the training run", built.num_puzzle_identifiers,
                         cfg.num_puzzle_identifiers))
    end
-   local src, serr = require("hrm.train.source").as_source(data)
+   local src, serr = source.as_source(data)
    if not src then die(serr) end
    local B = a.batch or 64
    local S = cfg.seq_len
@@ -245,7 +247,7 @@ local function main(argv)
    local m, hist
    if halt == "max" then
       local argmax = ffi.new("int32_t[?]", S)
-      m, hist = require("hrm.train.evaluate").evaluate(model, src, { batch = B, progress = reporter, on_batch = arc_rows and function(b, out, i)
+      m, hist = evaluate(model, src, { batch = B, progress = reporter, on_batch = arc_rows and function(b, out, i)
          local lg, qh = out.logits:data(), out.q_halt_logits:data()
          local V = cfg.vocab_size
          for row = 0, i.rows - 1 do
@@ -310,4 +312,4 @@ local function main(argv)
    print(string.format("%.1f s", dt))
 end
 
-main({ ... })
+cli.main(PROG, main, { ... })
