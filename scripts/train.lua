@@ -126,14 +126,14 @@ local function generate(task, n, seed, a)
    if a.blanks then gopts.blanks = a.blanks end
    if a["min-path"] then gopts.min_path = a["min-path"] end
    local ok, list, err = pcall(task.generate, n, gopts)
-   if not ok then die(tostring(list):gsub("^.-:%d+: ", "")) end
+   if not ok then die(cli.clean(list)) end
    if not list then die(err) end
    return list
 end
 
 local function arrays_of(task, dopts)
    local ok, arrays, err = pcall(task.dataset, dopts)
-   if not ok then die(tostring(arrays):gsub("^.-:%d+: ", "")) end
+   if not ok then die(cli.clean(arrays)) end
    if not arrays then die(err) end
    return arrays
 end
@@ -236,7 +236,7 @@ local function model_config(a, meta)
       for k, v in pairs(over) do t[k] = v end
       ok, cfg = pcall(hrm.config.complete, t)
    end
-   if not ok then die((tostring(cfg):gsub("^.-:%d+: ", ""))) end
+   if not ok then die(cli.clean(cfg)) end
    return cfg
 end
 
@@ -274,7 +274,7 @@ local function main(argv)
    if a.threads then hrm.set_threads(a.threads) end
    if a.device then
       local ok, err = pcall(hrm.set_default_device, a.device)
-      if not ok then die((tostring(err):gsub("^.-:%d+: ", ""))) end
+      if not ok then die(cli.clean(err)) end
    end
    if a.steps and a.epochs then die("give --steps or --epochs, not both") end
    if a.ema and (a.ema <= 0 or a.ema >= 1) then die("--ema expects a decay in (0, 1), got " .. a.ema) end

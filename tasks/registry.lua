@@ -10,6 +10,7 @@ local M = {}
 local BUILTIN = { sudoku = "tasks.sudoku", maze = "tasks.maze", arc = "tasks.arc" }
 M.names = { "sudoku", "maze", "arc" }
 
+-- hrm.errors.clean without loading the engine (adapters run under stock luajit)
 local function clean(msg) return (tostring(msg):gsub("^[^\n]-:%d+: ", "", 1)) end
 
 function M.load(name, opts)
