@@ -15,49 +15,47 @@ local cli = require "hrm.cli"
 
 local PROG = "eval.lua"
 
-local HELP = [[
-usage: hrm scripts/eval.lua CHECKPOINT [options]
-
-CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, or a
-.safetensors file (with --config, or the run's config.json beside it).
-
-model
-  --config NAME|FILE      config for a .safetensors file: tiny, small, hrm_v1, trm, trm_mlp,
-                          transformer or a Lua file
-  --arch NAME|FILE        with --config: hrm, trm, trm_mlp, transformer or a model file
-  --set KEY=VALUE         override a config field (repeatable)
-  --ema                   use the run's EMA weights
-  --threads N             CPU threads
-  --device cpu|cuda
-
-data (default: the held-out set recorded in the run's config.json)
-  --task NAME|FILE        sudoku, maze, arc or an adapter .lua (default: the run's task)
-  --size N                board size variant
-  --csv FILE              puzzles with solutions from a CSV file
-  --generate N            N generated puzzles (--blanks A-B, --min-path N, --gen KEY=VALUE)
-  --arc PATH              ARC challenges (file or directory; --arc-subsets, --aug as in training)
-  --data DIR              a reference dataset directory (--split test|train, default test)
-  --hrmd FILE             an .hrmd dataset
-  --limit N               at most N puzzles (CSV rows, ARC tasks per file)
-  --seed N                generator/augmentation seed (default: the run's)
-
-evaluation
-  --batch N               rows per batch (default 64)
-  --halt max|q            max: every row runs halt_max_steps segments (the reference's
-                          evaluation, default); q: each row stops when q_halt > q_continue
-  --submission FILE       ARC: write the top-2 attempts per test input as JSON
-  --json                  print the results as one JSON object
-  --help                  this text
-]]
+local SPEC = {
+   usage = "hrm scripts/eval.lua CHECKPOINT [options]",
+   description = "CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, or a " ..
+                 ".safetensors file (with --config, or the run's config.json beside it).",
+   positional = true,
+   { "model",
+      { "--config NAME|FILE", "str", "config for a .safetensors file: tiny, small, hrm_v1, trm, trm_mlp, " ..
+                                     "transformer or a Lua file" },
+      { "--arch NAME|FILE", "str", "with --config: hrm, trm, trm_mlp, transformer or a model file" },
+      { "--set KEY=VALUE", "list", "override a config field (repeatable)" },
+      { "--ema", "flag", "use the run's EMA weights" },
+      { "--threads N", "int", "CPU threads" },
+      { "--device cpu|cuda", "str", "where the model runs (default cpu)" },
+   },
+   { "data (default: the held-out set recorded in the run's config.json)",
+      { "--task NAME|FILE", "str", "sudoku, maze, arc or an adapter .lua (default: the run's task)" },
+      { "--size N", "int", "board size variant" },
+      { "--csv FILE", "str", "puzzles with solutions from a CSV file" },
+      { "--generate N", "int", "N generated puzzles" },
+      { "--blanks A-B", "range", "with --generate, sudoku: blank cells per puzzle" },
+      { "--min-path N", "int", "with --generate, maze: shortest path length of at least N moves" },
+      { "--gen KEY=VALUE", "list", "with --generate: any other generator option (repeatable)" },
+      { "--arc PATH", "str", "ARC challenges (a file or a directory)" },
+      { "--arc-subsets LIST", "str", "ARC subsets in a directory, as in training" },
+      { "--aug N", "int0", "ARC augmented variants, as in training" },
+      { "--data DIR", "str", "a reference dataset directory" },
+      { "--split test|train", "str", "with --data: the split (default test)" },
+      { "--hrmd FILE", "str", "an .hrmd dataset" },
+      { "--limit N", "int", "at most N puzzles (CSV rows, ARC tasks per file)" },
+      { "--seed N", "int0", "generator/augmentation seed (default: the run's)" },
+   },
+   { "evaluation",
+      { "--batch N", "int", "rows per batch (default 64)" },
+      { "--halt max|q", "str", "max: every row runs halt_max_steps segments (the reference's evaluation, " ..
+                               "default); q: each row stops when q_halt > q_continue" },
+      { "--submission FILE", "str", "ARC: write the top-2 attempts per test input as JSON" },
+      { "--json", "flag", "print the results as one JSON object" },
+   },
+}
 
 local function die(msg) cli.die(PROG, msg) end
-
-local KINDS = {
-   config = "str", arch = "str", set = "list", ema = "flag", threads = "int", device = "str", task = "str", size = "int",
-   csv = "str", generate = "int", blanks = "range", ["min-path"] = "int", gen = "list", arc = "str",
-   ["arc-subsets"] = "str", aug = "int0", data = "str", split = "str", hrmd = "str", limit = "int",
-   seed = "int0", batch = "int", halt = "str", submission = "str", json = "flag", help = "flag",
-}
 
 local function pairs_table(list, what) return cli.pairs_table(PROG, list, what) end
 local exists, is_dir, clean = cli.exists, cli.is_dir, cli.clean
@@ -201,8 +199,7 @@ end
 -- ---- main ------------------------------------------------------------------------------------------------
 
 local function main(argv)
-   local a = cli.parse(PROG, argv, KINDS, { positional = true, dash_is_option = true })
-   if a.help then io.stdout:write(HELP) os.exit(0) end
+   local a = cli.parse(PROG, argv, SPEC)
    if #a.positional == 0 then die("give a checkpoint (a run directory, .hrm or .safetensors file); see --help") end
    if #a.positional > 1 then die("unexpected argument '" .. a.positional[2] .. "'") end
    local ckpt = a.positional[1]

@@ -1,11 +1,12 @@
--- hrm.cli — helpers shared by the command-line scripts (scripts/train.lua, eval.lua, solve.lua).
+-- hrm.cli — helpers shared by the command-line scripts (scripts/train.lua, eval.lua, solve.lua, ...).
 --
--- An option parser driven by a table of option kinds, KEY=VALUE lists, file tests, error messages
--- without their "file:line: " prefix, and a checkpoint's model with the task it fits. User errors go
--- through M.die: one line "PROG: message" on stderr and exit status 1.
--- Does not: print help texts or check option combinations; the scripts do.
+-- Option parsing with lua-argparse from a table of options (name, kind, description) that also
+-- makes the --help text, KEY=VALUE lists, file tests, error messages without their "file:line: "
+-- prefix, and a checkpoint's model with the task it fits. User errors go through M.die: one line
+-- "PROG: message" on stderr and exit status 1.
+-- Does not: check option combinations; the scripts do.
+local argparse = require "argparse"
 local fs = require "hrm.fs"
-local errors = require "hrm.errors"
 
 local M = {}
 
@@ -29,82 +30,115 @@ function M.main(prog, fn, argv)
    M.debug = debug
    if debug then return fn(args) end
    local ok, err = pcall(fn, args)
-   if not ok then M.die(prog, errors.clean(err) .. "\n---> HINT: --debug (or HRM_DEBUG=1) shows the traceback") end
+   if not ok then M.die(prog, M.clean(err) .. "\n---> HINT: --debug (or HRM_DEBUG=1) shows the traceback") end
 end
 
--- An error message without its leading "file:line: ".
-M.clean = errors.clean
+-- An error message without its leading "file:line: " (hrm.errors loads the engine only when needed,
+-- so that scripts without it, such as bench_tasks.lua under plain LuaJIT, can parse options).
+function M.clean(msg) return require("hrm.errors").clean(msg) end
 M.exists, M.is_dir = fs.exists, fs.is_dir
 
--- The value of option --name of kind `kind` given as the string v. Kinds: str, list (kept as
--- strings), range (N or A-B -> {A, B}), num (a finite number >= 0), int (>= 1), int0 (>= 0).
-local function convert(prog, name, kind, v, strict_ranges)
+-- The value of option --name of kind `kind` given as the string v, or nil and the message. Kinds:
+-- str, list (kept as strings), range (N or A-B -> {A, B}), num (a finite number >= 0), int (>= 1),
+-- int0 (>= 0).
+local function convert(name, kind, v, strict_ranges)
    if kind == "str" or kind == "list" then return v end
    if kind == "range" then
       local a, b = v:match("^(%d+)%-(%d+)$")
       if a then
          a, b = tonumber(a), tonumber(b)
          if a <= b then return { a, b } end
-         if strict_ranges then M.die(prog, string.format("--%s expects A-B with A <= B, got '%s'", name, v)) end
+         if strict_ranges then return nil, string.format("--%s expects A-B with A <= B, got '%s'", name, v) end
       end
       if v:match("^%d+$") then return tonumber(v) end
-      M.die(prog, string.format("--%s expects a number or a range A-B, got '%s'", name, v))
+      return nil, string.format("--%s expects a number or a range A-B, got '%s'", name, v)
    end
    local n = tonumber(v)
    if kind == "num" then
       if not n or n ~= n or n < 0 or n == math.huge then
-         M.die(prog, string.format("--%s expects a number >= 0, got '%s'", name, v))
+         return nil, string.format("--%s expects a number >= 0, got '%s'", name, v)
       end
       return n
    end
    local lo = kind == "int0" and 0 or 1
    if not n or n ~= math.floor(n) or n < lo or n > 2^53 then
-      M.die(prog, string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v))
+      return nil, string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v)
    end
    return n
 end
 
--- argv -> table of options by name (flags true, lists in order), `--name value` or `--name=value`,
--- "-h" for --help. kinds: name -> "flag" or a kind of convert. opts.positional: other arguments go
--- to the list .positional (else they are an error); opts.dash_is_option: with positional, an
--- argument starting with "-" (but "-") is an unknown option; opts.strict_ranges: a range A-B with
--- A > B has its own message.
-function M.parse(prog, argv, kinds, opts)
-   opts = opts or {}
-   local a = {}
-   for name, kind in pairs(kinds) do
-      if kind == "list" then a[name] = {} end
-   end
-   if opts.positional then a.positional = {} end
-   local i = 1
-   while i <= #argv do
-      local s = argv[i]
-      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then name = s:match("^%-%-([%w%-]+)$") end
-      if s == "-h" then name = "help" end
-      if not name then
-         if not opts.positional then M.die(prog, "unexpected argument '" .. s .. "' (see --help)") end
-         if opts.dash_is_option and s:sub(1, 1) == "-" and s ~= "-" then
-            M.die(prog, "unknown option " .. s .. " (see --help)")
-         end
-         a.positional[#a.positional + 1] = s
-      else
-         local kind = kinds[name]
-         if not kind then M.die(prog, "unknown option --" .. name .. " (see --help)") end
+-- The argparse parser of a command-line spec (see M.parse) -> parser, set of the options that take a value.
+local function build(spec)
+   local p = argparse():usage("usage: " .. spec.usage):add_help(false):help_max_width(100)
+   if spec.description then p:description(spec.description) end
+   if spec.epilog then p:epilog(spec.epilog) end
+   local takes_value = {}
+   for g, group in ipairs(spec) do
+      local members = {}
+      for k = 2, #group do
+         local o = group[k]
+         local flag, argname = o[1]:match("^(%S+)%s*(.*)$")
+         local name, kind = flag:match("^%-%-(.+)$"), o[2]
+         local el
          if kind == "flag" then
-            if value then M.die(prog, "--" .. name .. " takes no value") end
-            a[name] = true
+            el = p:flag(flag, o[3])
          else
-            if value == nil then
-               i = i + 1
-               value = argv[i]
-               if value == nil then M.die(prog, "--" .. name .. " needs a value") end
-            end
-            local v = convert(prog, name, kind, value, opts.strict_ranges)
-            if kind == "list" then a[name][#a[name] + 1] = v else a[name] = v end
+            el = p:option(flag, o[3]):argname(argname)
+                  :convert(function(v) return convert(name, kind, v, spec.strict_ranges) end)
+            if kind == "list" then el:count("*") end
+            takes_value[flag] = true
          end
+         members[#members + 1] = el:target(name)
       end
-      i = i + 1
+      if g == #spec then
+         members[#members + 1] = p:flag("--debug", "show the traceback of an unexpected error (also HRM_DEBUG=1)")
+         members[#members + 1] = p:flag("-h --help", "this text"):target("help")
+      end
+      p:group(group[1], unpack(members))
+   end
+   p:argument("positional"):args("*"):hidden(true)
+   return p, takes_value
+end
+
+-- argparse's messages in the scripts' words: the option first, "(see --help)" where it helps.
+local function reword(msg)
+   local opt, guess = msg:match("^unknown option '(.-)'\nDid you mean '(.-)'%?")
+   opt = opt or msg:match("^unknown option '(.-)'$")
+   if opt then
+      return "unknown option " .. opt .. (guess and guess:match("^%-%-") and " (did you mean " .. guess .. "? see --help)" or " (see --help)")
+   end
+   opt = msg:match("^option '(.-)' requires an argument$")
+   if opt then return opt .. " needs a value" end
+   opt = msg:match("^option '(.-)' does not take arguments$")
+   if opt then return opt .. " takes no value" end
+   return msg
+end
+
+-- The --help text of a spec.
+function M.help(spec) return build(spec):get_help() .. "\n" end
+
+-- parse(prog, argv, spec) -> table of options by name (flags true, lists in order, other
+-- arguments in the list .positional). spec: usage (after "usage: "), description, epilog,
+-- positional (true when the script takes arguments; else one is an error), strict_ranges (a
+-- range A-B with A > B has its own message), and the option groups in order: { title,
+-- { "--name ARG", kind, description }, ... } with the kinds of convert or "flag"; --debug and
+-- -h/--help join the last group. --help prints the text argparse makes of the spec and exits 0;
+-- an error is one line "prog: message" and exit status 1. `--name value` and `--name=value`
+-- both work, and a value may be a negative number ("--lr -1" is refused as a number, not as an
+-- unknown option -1).
+function M.parse(prog, argv, spec)
+   local p, takes_value = build(spec)
+   local args, i = {}, 1
+   while i <= #argv do
+      local s, value = argv[i], argv[i + 1]
+      if takes_value[s] and value and value:match("^%-[%d.]") then s, i = s .. "=" .. value, i + 1 end
+      args[#args + 1], i = s, i + 1
+   end
+   local ok, a = p:pparse(args)
+   if not ok then M.die(prog, reword(a)) end
+   if a.help then io.stdout:write(p:get_help(), "\n") os.exit(0) end
+   if not spec.positional and a.positional[1] then
+      M.die(prog, "unexpected argument '" .. a.positional[1] .. "' (see --help)")
    end
    return a
 end
