@@ -136,7 +136,7 @@ function M.parse(prog, argv, spec)
    end
    local ok, a = p:pparse(args)
    if not ok then M.die(prog, reword(a)) end
-   if a.help then io.stdout:write(p:get_help(), "\n") os.exit(0) end
+   if a.help then io.stdout:write(M.help(spec)) os.exit(0) end
    if not spec.positional and a.positional[1] then
       M.die(prog, "unexpected argument '" .. a.positional[1] .. "' (see --help)")
    end
