@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "error.h"
 #include "fileio.h"
+#include "msgpack_file.h"
 
 /* defined in core/npy.c and core/hrmd.c */
 int hrm_dataset_read_dir(hrm_dataset **out, const char *dir, const char *split);
@@ -315,11 +315,10 @@ static int verify_pending(const hrm_dataset *cds) {
       ds_array *arr = &ds->a[k];
       if (!arr->pending) continue;
       size_t bytes = (size_t)count * elem_size(ds, k);
-      uint64_t got = XXH3_64bits(bytes ? arr->data : NULL, bytes);
-      HRM_CHECK(got == arr->sum, HRM_ERR_FORMAT, "'%s': the data of array \"%s\" fails its "
-                "checksum (stored %016llx, computed %016llx)\n---> HINT: the file is damaged; "
-                "rebuild it", ds->label, array_names[k], (unsigned long long)arr->sum,
-                (unsigned long long)got);
+      char what[64];
+      snprintf(what, sizeof what, "the data of array \"%s\"", array_names[k]);
+      HRM_TRY(hrm_mp_check_sum(&(hrm_mp_span){arr->data, bytes}, 1, arr->sum, 0, ds->label, what,
+                               "rebuild it"));
       int64_t bad = k == A_INPUTS
          ? find_bad_token(arr->data, ds->token_dtype, count, ds->meta.vocab_size, 0, 0, 0)
          : find_bad_token(arr->data, ds->token_dtype, count, ds->meta.vocab_size,

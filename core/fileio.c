@@ -4,7 +4,8 @@
  * a buffer, fsync'ed, closed, renamed over <path>, and the folder is fsync'ed. Any failure
  * unlinks the temporary file; the target is only ever replaced by rename(2), never written.
  * Reader: regular files only (opened O_NONBLOCK so a FIFO cannot block us), size-capped,
- * read into memory or mapped read-only. Not thread-safe per object; objects are independent.
+ * read into memory or mapped read-only. Validating readers (checkpoint, safetensors, .hrmd) open
+ * their bytes here. Not thread-safe per object; objects are independent.
  */
 #include "fileio.h"
 
@@ -318,4 +319,39 @@ void hrm_file_release(hrm_file_data *f) {
       else free(f->base_);
    }
    memset(f, 0, sizeof *f);
+}
+
+/* ---- validating readers ---------------------------------------------------------------------- */
+
+int hrm_host_little_endian(const char *who) {
+   const uint16_t one = 1;
+   unsigned char first;
+   memcpy(&first, &one, 1);
+   HRM_CHECK(first == 1, HRM_ERR_STATE, "%s: this host is big-endian; the format stores "
+             "little-endian data and hrm does not byte-swap it", who);
+   return HRM_OK;
+}
+
+int hrm_image_load(hrm_file_data *file, const char *who, const char *path, const void *data,
+                   size_t n) {
+   memset(file, 0, sizeof *file);
+   HRM_TRY(hrm_host_little_endian(who));
+   return path ? hrm_file_load(file, path, 0, HRM_FILE_MMAP) : hrm_file_from_memory(file, data, n);
+}
+
+int hrm_image_open(void **out, size_t size, const char *who, const char *path, const void *data,
+                   size_t n, const char *label, int (*parse)(void *), void (*release)(void *)) {
+   *out = NULL;
+   hrm_image *img = calloc(1, size);
+   HRM_CHECK(img, HRM_ERR_MEMORY, "%s: out of memory opening '%s'", who, label);
+   int rc = (img->label = strdup(label))
+               ? hrm_image_load(&img->file, who, path, data, n)
+               : HRM_FAIL(HRM_ERR_MEMORY, "%s: out of memory opening '%s'", who, label);
+   if (rc == HRM_OK) rc = parse(img);
+   if (rc != HRM_OK) {
+      release(img);
+      return rc;
+   }
+   *out = img;
+   return HRM_OK;
 }

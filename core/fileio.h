@@ -4,7 +4,8 @@
  * and commit() fsyncs it, renames it over the target and fsyncs the folder, so a reader sees
  * the old file or the whole new one, never a torn one. abort() (or any failure) removes the
  * temporary file and leaves the old file untouched. Readers load or mmap a whole regular file
- * with a size cap. Errors are HRM_ERR_IO with the path and strerror; nothing here exits.
+ * with a size cap; validating readers open through hrm_image_open. Errors are HRM_ERR_IO with
+ * the path and strerror; nothing here exits.
  */
 #ifndef HRM_FILEIO_H
 #define HRM_FILEIO_H
@@ -66,5 +67,28 @@ int hrm_file_load(hrm_file_data *out, const char *path, size_t max_size, int fla
 int hrm_file_from_memory(hrm_file_data *out, const void *data, size_t n);
 /* Release what hrm_file_load returned; safe on a zeroed struct and on one already released. */
 void hrm_file_release(hrm_file_data *f);
+
+/* ---- validating readers ----------------------------------------------------------------------
+ * Every format stores little-endian bytes and hrm does not byte-swap: hosts are checked first. */
+
+/* HRM_ERR_STATE on a big-endian host; `who` begins the message ("checkpoint", ...). */
+int hrm_host_little_endian(const char *who);
+
+/* [OUT] file: path's bytes (mapped) or, when path is NULL, a private copy of data[0..n); the
+ * host is checked first. */
+int hrm_image_load(hrm_file_data *file, const char *who, const char *path, const void *data,
+                   size_t n);
+
+/* The first member of a validating reader object: its bytes and the name messages give them. */
+typedef struct hrm_image {
+   hrm_file_data file;
+   char *label;          /* the path, or a caller's label for memory */
+} hrm_image;
+
+/* [OUT] out: a new reader object of `size` zeroed bytes whose first member is an hrm_image,
+ * holding the bytes hrm_image_load reads, labelled `label`, then checked by parse(object). On
+ * any failure release(object) frees it (it must accept a zeroed one) and *out is NULL. */
+int hrm_image_open(void **out, size_t size, const char *who, const char *path, const void *data,
+                   size_t n, const char *label, int (*parse)(void *), void (*release)(void *));
 
 #endif /* HRM_FILEIO_H */

@@ -10,8 +10,9 @@
  * "pad" places every payload at a 64-byte file
  * offset so a read maps the file and uses the arrays in place. A payload past 4 GiB - 1 (the
  * msgpack bin limit) is stored as a list of bins and copied on read. The whole byte stream is
- * checked structurally (sizes against the bytes left, nesting depth, no trailing bytes) before
- * msgpack-c builds objects from it, so no input can make it allocate or read out of bounds.
+ * walked by msgpack_file.h (sizes against the bytes left, nesting depth, no trailing bytes)
+ * before msgpack-c builds objects from it, so no input can make it allocate or read out of
+ * bounds; the checksums are checked there too.
  */
 #include <msgpack.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "error.h"
 #include "fileio.h"
+#include "msgpack_file.h"
 
 /* defined in core/dataset.c */
 int hrm_dataset_wrap_deferred(hrm_dataset **out, const hrm_dataset_meta *meta,
@@ -32,12 +34,6 @@ void hrm_dataset_set_file_version(hrm_dataset *ds, int32_t version);
 #define HRMD_VERSION_UNCHECKED 1  /* still read: no checksums */
 #define HRMD_ALIGN 64
 #define HRMD_MAX_DEPTH 8
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define HRMD_BIG_ENDIAN_HOST 1
-#else
-#define HRMD_BIG_ENDIAN_HOST 0
-#endif
 
 static const char *const names[5] = {"inputs", "labels", "puzzle_identifiers", "puzzle_indices",
                                      "group_indices"};
@@ -52,71 +48,47 @@ void hrm_hrmd_set_bin_limit(size_t limit) {
 
 /* ---- writer --------------------------------------------------------------------------------- */
 
-typedef struct pack_ctx {
-   hrm_file_writer *w;
-   int rc;
-   XXH3_state_t *header;   /* every byte but the payloads' */
-   int payload;            /* set while a payload's bytes are written */
-} pack_ctx;
-
-static int pack_write(void *data, const char *buf, size_t len) {
-   pack_ctx *c = data;
-   if (!c->payload) XXH3_64bits_update(c->header, buf, len);
-   if (c->rc == HRM_OK) c->rc = hrm_file_writer_write(c->w, buf, len);
-   return c->rc == HRM_OK ? 0 : -1;
-}
-
-static void pack_cstr(msgpack_packer *pk, const char *s) {
-   size_t n = strlen(s);
-   msgpack_pack_str(pk, n);
-   msgpack_pack_str_body(pk, s, n);
-}
-
 static size_t bin_header(size_t n) { return n < 256 ? 2 : n < 65536 ? 3 : 5; }
 
 /* {"dtype", "shape", "pad", "data", "xxh3"} with the payload at a multiple of HRMD_ALIGN. */
-static void pack_array(msgpack_packer *pk, pack_ctx *ctx, const char *dtype, int32_t ndim,
-                       const int64_t *shape, const void *data, size_t bytes) {
+static void pack_array(hrm_mp_sink *sink, const char *dtype, int32_t ndim, const int64_t *shape,
+                       const void *data, size_t bytes) {
+   msgpack_packer *pk = &sink->pk;
    msgpack_pack_map(pk, 5);
-   pack_cstr(pk, "dtype");
-   pack_cstr(pk, dtype);
-   pack_cstr(pk, "shape");
+   hrm_mp_pack_cstr(pk, "dtype");
+   hrm_mp_pack_cstr(pk, dtype);
+   hrm_mp_pack_cstr(pk, "shape");
    msgpack_pack_array(pk, (size_t)ndim);
    for (int32_t d = 0; d < ndim; d++) msgpack_pack_int64(pk, shape[d]);
-   pack_cstr(pk, "pad");
+   hrm_mp_pack_cstr(pk, "pad");
    size_t chunk = bin_limit / HRMD_ALIGN * HRMD_ALIGN;
    size_t nchunks = bytes > bin_limit ? (bytes + chunk - 1) / chunk : 0;
    size_t head = nchunks ? (nchunks < 16 ? 1 : nchunks < 65536 ? 3 : 5) + bin_header(chunk)
                          : bin_header(bytes);
-   uint64_t at = hrm_file_writer_offset(ctx->w) + 2 + 5 + head; /* pad header, "data", head */
+   uint64_t at = hrm_file_writer_offset(sink->w) + 2 + 5 + head; /* pad header, "data", head */
    size_t pad = (size_t)((HRMD_ALIGN - at % HRMD_ALIGN) % HRMD_ALIGN);
    static const char zeros[HRMD_ALIGN];
    msgpack_pack_bin(pk, pad);
    msgpack_pack_bin_body(pk, zeros, pad);
-   pack_cstr(pk, "data");
+   hrm_mp_pack_cstr(pk, "data");
    if (!nchunks) {
       msgpack_pack_bin(pk, bytes);
-      ctx->payload = 1;
-      msgpack_pack_bin_body(pk, data, bytes);
-      ctx->payload = 0;
+      hrm_mp_sink_payload(sink, data, bytes);
    } else {
       msgpack_pack_array(pk, nchunks);
       for (size_t i = 0; i < nchunks; i++) {
          size_t n = bytes - i * chunk < chunk ? bytes - i * chunk : chunk;
          msgpack_pack_bin(pk, n);
-         ctx->payload = 1;
-         msgpack_pack_bin_body(pk, (const char *)data + i * chunk, n);
-         ctx->payload = 0;
+         hrm_mp_sink_payload(sink, (const char *)data + i * chunk, n);
       }
    }
-   pack_cstr(pk, "xxh3");
+   hrm_mp_pack_cstr(pk, "xxh3");
    msgpack_pack_uint64(pk, XXH3_64bits(bytes ? data : NULL, bytes));
 }
 
 int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
    HRM_CHECK(ds, HRM_ERR_ARG, "dataset_save: dataset is NULL");
-   HRM_CHECK(!HRMD_BIG_ENDIAN_HOST, HRM_ERR_STATE, "dataset_save: big-endian hosts cannot write "
-             ".hrmd (little-endian payloads)");
+   HRM_TRY(hrm_host_little_endian("dataset_save"));
    hrm_dataset_meta m;
    hrm_dataset_arrays a;
    HRM_TRY(hrm_dataset_get_meta(&m, ds));
@@ -125,55 +97,46 @@ int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
    for (int32_t id = 0; id < m.num_puzzle_identifiers; id++)
       if (hrm_dataset_identifier(ds, id)) n_ids = id + 1;
 
-   XXH3_state_t *header = XXH3_createState();
-   HRM_CHECK(header, HRM_ERR_MEMORY, "dataset_save '%s': out of memory", path);
-   XXH3_64bits_reset(header);
-   hrm_file_writer *w;
-   int orc = hrm_file_writer_open(&w, path);
-   if (orc != HRM_OK) {
-      XXH3_freeState(header);
-      return orc;
-   }
-   pack_ctx ctx = {w, HRM_OK, header, 0};
-   msgpack_packer pk;
-   msgpack_packer_init(&pk, &ctx, pack_write);
+   hrm_mp_sink sink;
+   HRM_TRY(hrm_mp_sink_open(&sink, path, "dataset_save"));
+   msgpack_packer *pk = &sink.pk;
 
-   msgpack_pack_map(&pk, 5);
-   pack_cstr(&pk, "format");
-   pack_cstr(&pk, "hrmd");
-   pack_cstr(&pk, "version");
-   msgpack_pack_int64(&pk, HRMD_VERSION);
+   msgpack_pack_map(pk, 5);
+   hrm_mp_pack_cstr(pk, "format");
+   hrm_mp_pack_cstr(pk, "hrmd");
+   hrm_mp_pack_cstr(pk, "version");
+   msgpack_pack_int64(pk, HRMD_VERSION);
 
-   pack_cstr(&pk, "meta");
-   msgpack_pack_map(&pk, n_ids ? 10 : 9);
+   hrm_mp_pack_cstr(pk, "meta");
+   msgpack_pack_map(pk, n_ids ? 10 : 9);
    const struct { const char *key; int64_t value; } ints[] = {
       {"vocab_size", m.vocab_size}, {"seq_len", m.seq_len}, {"pad_id", m.pad_id},
       {"blank_identifier_id", m.blank_identifier_id},
       {"num_puzzle_identifiers", m.num_puzzle_identifiers}, {"total_groups", m.total_groups}};
    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-      pack_cstr(&pk, ints[i].key);
-      msgpack_pack_int64(&pk, ints[i].value);
+      hrm_mp_pack_cstr(pk, ints[i].key);
+      msgpack_pack_int64(pk, ints[i].value);
    }
-   pack_cstr(&pk, "ignore_label_id");
-   if (m.has_ignore_label) msgpack_pack_int64(&pk, m.ignore_label_id);
-   else msgpack_pack_nil(&pk);
-   pack_cstr(&pk, "mean_puzzle_examples");
-   msgpack_pack_double(&pk, m.mean_puzzle_examples);
-   pack_cstr(&pk, "sets");
-   msgpack_pack_array(&pk, 1);
-   pack_cstr(&pk, "all");
+   hrm_mp_pack_cstr(pk, "ignore_label_id");
+   if (m.has_ignore_label) msgpack_pack_int64(pk, m.ignore_label_id);
+   else msgpack_pack_nil(pk);
+   hrm_mp_pack_cstr(pk, "mean_puzzle_examples");
+   msgpack_pack_double(pk, m.mean_puzzle_examples);
+   hrm_mp_pack_cstr(pk, "sets");
+   msgpack_pack_array(pk, 1);
+   hrm_mp_pack_cstr(pk, "all");
    if (n_ids) {
-      pack_cstr(&pk, "identifiers");
-      msgpack_pack_array(&pk, (size_t)n_ids);
+      hrm_mp_pack_cstr(pk, "identifiers");
+      msgpack_pack_array(pk, (size_t)n_ids);
       for (int32_t id = 0; id < n_ids; id++) {
          const char *s = hrm_dataset_identifier(ds, id);
-         if (s) pack_cstr(&pk, s);
-         else msgpack_pack_nil(&pk);
+         if (s) hrm_mp_pack_cstr(pk, s);
+         else msgpack_pack_nil(pk);
       }
    }
 
-   pack_cstr(&pk, "arrays");
-   msgpack_pack_map(&pk, 5);
+   hrm_mp_pack_cstr(pk, "arrays");
+   msgpack_pack_map(pk, 5);
    int64_t S = m.seq_len;
    int64_t shapes[5][2] = {{a.n, S}, {a.n, S}, {a.n_puzzles, 1}, {a.n_puzzles + 1, 1},
                            {a.n_groups + 1, 1}};
@@ -183,116 +146,16 @@ int hrm_dataset_save(const hrm_dataset *ds, const char *path) {
       int tokens = k < 2;
       size_t es = tokens ? hrm_dtype_size(a.token_dtype) : 4;
       size_t bytes = (size_t)(shapes[k][0] * shapes[k][1]) * es;
-      pack_cstr(&pk, names[k]);
-      pack_array(&pk, &ctx, tokens ? hrm_dtype_name(a.token_dtype) : "i32", tokens ? 2 : 1,
+      hrm_mp_pack_cstr(pk, names[k]);
+      pack_array(&sink, tokens ? hrm_dtype_name(a.token_dtype) : "i32", tokens ? 2 : 1,
                  shapes[k], data[k], bytes);
    }
-   pack_cstr(&pk, "header_xxh3");
-   uint64_t sum = XXH3_64bits_digest(header);
-   XXH3_freeState(header);
+   hrm_mp_pack_cstr(pk, "header_xxh3");
+   uint64_t sum = hrm_mp_sink_header_sum(&sink);
    unsigned char tail[9] = {0xcf}; /* always uint 64: the reader finds it in the last 9 bytes */
    for (int i = 0; i < 8; i++) tail[1 + i] = (unsigned char)(sum >> (56 - 8 * i));
-   ctx.payload = 1;
-   pack_write(&ctx, (const char *)tail, sizeof tail);
-   if (ctx.rc != HRM_OK) {
-      hrm_file_writer_abort(w);
-      return ctx.rc;
-   }
-   return hrm_file_writer_commit(w);
-}
-
-/* ---- structural scan ---------------------------------------------------------------------------
- * Walks one msgpack object over p[0..n) without building anything: every length and element
- * count is checked against the bytes left (an element takes at least one byte), nesting is
- * bounded, and the object must end exactly at n. */
-
-static uint64_t be(const uint8_t *p, int bytes) {
-   uint64_t v = 0;
-   for (int i = 0; i < bytes; i++) v = v << 8 | p[i];
-   return v;
-}
-
-static int mp_scan(const uint8_t *p, size_t n, const char *label) {
-   uint64_t left[HRMD_MAX_DEPTH + 1];
-   int depth = 0;
-   size_t pos = 0;
-   left[0] = 1;
-   while (depth >= 0) {
-      if (left[depth] == 0) {
-         depth--;
-         continue;
-      }
-      left[depth]--;
-      HRM_CHECK(pos < n, HRM_ERR_FORMAT, "'%s': truncated (%zu bytes, a value is missing)",
-                label, n);
-      uint8_t b = p[pos++];
-      uint64_t count = 0, skip = 0;
-      int len_bytes = 0, extra = 0;
-      if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-         /* fixint, nil, bool */
-      } else if (b <= 0x8f) {
-         count = 2u * (b & 0x0fu);
-      } else if (b <= 0x9f) {
-         count = b & 0x0fu;
-      } else if (b <= 0xbf) {
-         skip = b & 0x1fu;
-      } else {
-         switch (b) {
-         case 0xc4: len_bytes = 1; break;                     /* bin 8/16/32 */
-         case 0xc5: len_bytes = 2; break;
-         case 0xc6: len_bytes = 4; break;
-         case 0xc7: len_bytes = 1; extra = 1; break;          /* ext 8/16/32 */
-         case 0xc8: len_bytes = 2; extra = 1; break;
-         case 0xc9: len_bytes = 4; extra = 1; break;
-         case 0xca: skip = 4; break;                          /* float 32/64 */
-         case 0xcb: skip = 8; break;
-         case 0xcc: case 0xd0: skip = 1; break;               /* (u)int 8..64 */
-         case 0xcd: case 0xd1: skip = 2; break;
-         case 0xce: case 0xd2: skip = 4; break;
-         case 0xcf: case 0xd3: skip = 8; break;
-         case 0xd4: skip = 2; break;                          /* fixext 1..16 */
-         case 0xd5: skip = 3; break;
-         case 0xd6: skip = 5; break;
-         case 0xd7: skip = 9; break;
-         case 0xd8: skip = 17; break;
-         case 0xd9: len_bytes = 1; break;                     /* str 8/16/32 */
-         case 0xda: len_bytes = 2; break;
-         case 0xdb: len_bytes = 4; break;
-         case 0xdc: case 0xdd: case 0xde: case 0xdf: {        /* array/map 16/32 */
-            int k = (b == 0xdc || b == 0xde) ? 2 : 4;
-            HRM_CHECK(n - pos >= (size_t)k, HRM_ERR_FORMAT, "'%s': truncated at byte %zu", label,
-                      pos);
-            count = be(p + pos, k) * (b >= 0xde ? 2u : 1u);
-            pos += (size_t)k;
-            break;
-         }
-         default:
-            return HRM_FAIL(HRM_ERR_FORMAT, "'%s': invalid msgpack byte 0x%02x at %zu", label, b,
-                            pos - 1);
-         }
-      }
-      if (len_bytes) {
-         HRM_CHECK(n - pos >= (size_t)len_bytes, HRM_ERR_FORMAT, "'%s': truncated at byte %zu",
-                   label, pos);
-         skip = be(p + pos, len_bytes) + (uint64_t)extra;
-         pos += (size_t)len_bytes;
-      }
-      HRM_CHECK(skip <= n - pos, HRM_ERR_FORMAT, "'%s': a value at byte %zu declares %llu bytes, "
-                "only %zu are left (truncated file?)", label, pos,
-                (unsigned long long)skip, n - pos);
-      pos += (size_t)skip;
-      if (count) {
-         HRM_CHECK(count <= n - pos, HRM_ERR_FORMAT, "'%s': a container at byte %zu declares "
-                   "%llu entries, only %zu bytes are left", label, pos,
-                   (unsigned long long)count, n - pos);
-         HRM_CHECK(depth < HRMD_MAX_DEPTH, HRM_ERR_FORMAT, "'%s': nested deeper than %d levels",
-                   label, HRMD_MAX_DEPTH);
-         left[++depth] = count;
-      }
-   }
-   HRM_CHECK(pos == n, HRM_ERR_FORMAT, "'%s': %zu trailing bytes after the msgpack map", label,
-             n - pos);
-   return HRM_OK;
+   hrm_mp_sink_payload(&sink, tail, sizeof tail);
+   return hrm_mp_sink_close(&sink);
 }
 
 /* ---- semantic checks ------------------------------------------------------------------------ */
@@ -536,21 +399,14 @@ static int array_bytes(const void **ptr, void **owned, const hrmd_array *a, int3
 
 /* ---- checksums ------------------------------------------------------------------------------ */
 
-typedef struct hrmd_span { const uint8_t *p; size_t n; } hrmd_span;
-
-static int cmp_span(const void *a, const void *b) {
-   const uint8_t *x = ((const hrmd_span *)a)->p, *y = ((const hrmd_span *)b)->p;
-   return (x > y) - (x < y);
-}
-
 /* The payload bins of array a (1 or a list), appended to spans. */
-static size_t payload_spans(hrmd_span *spans, size_t k, const hrmd_array *a) {
+static size_t payload_spans(hrm_mp_span *spans, size_t k, const hrmd_array *a) {
    const msgpack_object *d = a->data;
    if (d->type == MSGPACK_OBJECT_BIN) {
-      spans[k++] = (hrmd_span){(const uint8_t *)d->via.bin.ptr, d->via.bin.size};
+      spans[k++] = (hrm_mp_span){(const uint8_t *)d->via.bin.ptr, d->via.bin.size};
    } else {
       for (uint32_t i = 0; i < d->via.array.size; i++)
-         spans[k++] = (hrmd_span){(const uint8_t *)d->via.array.ptr[i].via.bin.ptr,
+         spans[k++] = (hrm_mp_span){(const uint8_t *)d->via.array.ptr[i].via.bin.ptr,
                                   d->via.array.ptr[i].via.bin.size};
    }
    return k;
@@ -564,44 +420,21 @@ static int verify_hrmd(const hrm_file_data *file, const hrmd_array arr[5], uint6
    size_t total = 0;
    for (int k = 0; k < 5; k++)
       total += arr[k].data->type == MSGPACK_OBJECT_BIN ? 1 : arr[k].data->via.array.size;
-   hrmd_span *spans = malloc((total ? total : 1) * sizeof *spans);
-   XXH3_state_t *st = XXH3_createState();
-   if (!spans || !st) {
-      free(spans);
-      XXH3_freeState(st);
-      return HRM_FAIL(HRM_ERR_MEMORY, "'%s': out of memory verifying checksums", label);
-   }
+   hrm_mp_span *spans = malloc((total ? total : 1) * sizeof *spans);
+   HRM_CHECK(spans, HRM_ERR_MEMORY, "'%s': out of memory verifying checksums", label);
    size_t n = 0;
    for (int k = 0; k < 5; k++) n = payload_spans(spans, n, &arr[k]);
-   qsort(spans, n, sizeof *spans, cmp_span);
-   XXH3_64bits_reset(st);
-   const uint8_t *at = file->data, *end = file->data + file->size - 9;
-   for (size_t i = 0; i < n; i++) { /* disjoint, inside the file, before its last 9 bytes */
-      if (spans[i].p > at) XXH3_64bits_update(st, at, (size_t)(spans[i].p - at));
-      at = spans[i].p + spans[i].n;
-   }
-   if (end > at) XXH3_64bits_update(st, at, (size_t)(end - at));
-   uint64_t got = XXH3_64bits_digest(st);
-   int rc = HRM_OK;
-   if (got != header_sum)
-      rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': the header (format, version, meta, array dtypes and "
-                    "shapes) fails its checksum (stored %016llx, computed %016llx)\n---> HINT: "
-                    "the file is damaged; rebuild it", label, (unsigned long long)header_sum,
-                    (unsigned long long)got);
+   int rc = hrm_mp_check_header(spans, n, file->data, file->data + file->size - 9, header_sum,
+                                label, "the header (format, version, meta, array dtypes and "
+                                "shapes)", "rebuild it");
    for (int k = 0; k < 5 && rc == HRM_OK; k++) {
       if (!(now & (1 << k))) continue;
-      size_t m = payload_spans(spans, 0, &arr[k]);
-      XXH3_64bits_reset(st);
-      for (size_t i = 0; i < m; i++) XXH3_64bits_update(st, spans[i].p, spans[i].n);
-      got = XXH3_64bits_digest(st);
-      if (got != arr[k].sum->via.u64)
-         rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': the data of array \"%s\" fails its checksum "
-                       "(stored %016llx, computed %016llx)\n---> HINT: the file is damaged; "
-                       "rebuild it", label, names[k], (unsigned long long)arr[k].sum->via.u64,
-                       (unsigned long long)got);
+      char what[64];
+      snprintf(what, sizeof what, "the data of array \"%s\"", names[k]);
+      rc = hrm_mp_check_sum(spans, payload_spans(spans, 0, &arr[k]), arr[k].sum->via.u64,
+                            0, label, what, "rebuild it");
    }
    free(spans);
-   XXH3_freeState(st);
    return rc;
 }
 
@@ -615,11 +448,7 @@ static int parse_hrmd(hrm_dataset **out, hrm_file_data *file, const char *label)
    const msgpack_object *top[5], *arrays[5], *ids = NULL;
    hrmd_array arr[5];
    hrm_dataset_meta meta;
-   if (HRMD_BIG_ENDIAN_HOST) {
-      rc = HRM_FAIL(HRM_ERR_STATE, "'%s': big-endian hosts cannot read .hrmd", label);
-      goto fail;
-   }
-   if ((rc = mp_scan(file->data, file->size, label))) goto fail;
+   if ((rc = hrm_mp_scan(file->data, file->size, HRMD_MAX_DEPTH, label))) goto fail;
    size_t off = 0;
    if (msgpack_unpack_next(&res, (const char *)file->data, file->size, &off) !=
           MSGPACK_UNPACK_SUCCESS || off != file->size) {
@@ -754,7 +583,7 @@ fail:
 int hrm_dataset_read_hrmd(hrm_dataset **out, const char *path) {
    *out = NULL;
    hrm_file_data f;
-   HRM_TRY(hrm_file_load(&f, path, 0, HRM_FILE_MMAP));
+   HRM_TRY(hrm_image_load(&f, "hrmd", path, NULL, 0));
    return parse_hrmd(out, &f, path);
 }
 
@@ -764,6 +593,6 @@ int hrm_dataset_open_hrmd_memory(hrm_dataset **out, const void *data, size_t siz
    HRM_CHECK(out, HRM_ERR_ARG, "hrmd: out is NULL");
    *out = NULL;
    hrm_file_data f;
-   HRM_TRY(hrm_file_from_memory(&f, data, size));
+   HRM_TRY(hrm_image_load(&f, "hrmd", NULL, data, size));
    return parse_hrmd(out, &f, label ? label : "memory");
 }

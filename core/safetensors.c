@@ -16,6 +16,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "safetensors.h"
+#include "tensor_file.h"
 
 #define ST_MAX_HEADER 100000000ull        /* the reference implementation's cap (100 MB) */
 #define ST_MAX_INT 9007199254740992.0     /* 2^53: past it JSON numbers are not exact */
@@ -31,8 +32,7 @@ typedef struct st_entry {
 } st_entry;
 
 struct hrm_safetensors {
-   hrm_file_data file;
-   char *label;          /* the path (or a caller's label), for messages */
+   hrm_image img;        /* the bytes and the path (or a caller's label) for messages */
    const uint8_t *data;  /* start of the data area */
    uint64_t data_size;
    int32_t count;
@@ -66,16 +66,6 @@ static int is_float_dtype(int32_t d) {
    return d == HRM_DTYPE_F32 || d == HRM_DTYPE_F64 || d == HRM_DTYPE_BF16;
 }
 
-static int host_check(void) {
-   const uint16_t one = 1;
-   unsigned char first;
-   memcpy(&first, &one, 1);
-   HRM_CHECK(first == 1, HRM_ERR_STATE,
-             "safetensors: this host is big-endian; the format stores little-endian data and hrm "
-             "does not byte-swap it");
-   return HRM_OK;
-}
-
 static int cmp_entry_name(const void *a, const void *b) {
    return strcmp(((const st_entry *)a)->name, ((const st_entry *)b)->name);
 }
@@ -84,14 +74,6 @@ static const st_entry *st_find(const hrm_safetensors *f, const char *name) {
    st_entry key = {.name = (char *)name};
    return f->count ? bsearch(&key, f->entries, (size_t)f->count, sizeof key, cmp_entry_name)
                    : NULL;
-}
-
-/* "[2, 3]" */
-static void format_shape(char *buf, size_t cap, int32_t ndim, const int64_t *shape) {
-   size_t len = (size_t)snprintf(buf, cap, "[");
-   for (int32_t i = 0; i < ndim && len < cap; i++)
-      len += (size_t)snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "", (long long)shape[i]);
-   if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
 /* ---- reading --------------------------------------------------------------------------------- */
@@ -199,7 +181,7 @@ static int cmp_entry_begin(const void *a, const void *b) {
 static int check_overlap(const hrm_safetensors *f) {
    if (f->count < 2) return HRM_OK;
    const st_entry **by_begin = malloc((size_t)f->count * sizeof *by_begin);
-   HRM_CHECK(by_begin, HRM_ERR_MEMORY, "'%s': out of memory", f->label);
+   HRM_CHECK(by_begin, HRM_ERR_MEMORY, "'%s': out of memory", f->img.label);
    for (int32_t i = 0; i < f->count; i++) by_begin[i] = &f->entries[i];
    qsort(by_begin, (size_t)f->count, sizeof *by_begin, cmp_entry_begin);
    const st_entry *last = NULL; /* the non-empty tensor reaching furthest so far */
@@ -209,18 +191,18 @@ static int check_overlap(const hrm_safetensors *f) {
       if (e->begin == e->end) continue;
       if (last && e->begin < last->end)
          rc = HRM_FAIL(HRM_ERR_FORMAT, "'%s': tensors '" ST_NAME "' and '" ST_NAME "' overlap "
-                       "in the data area", f->label, last->name, e->name);
+                       "in the data area", f->img.label, last->name, e->name);
       if (!last || e->end > last->end) last = e;
    }
    free(by_begin);
    return rc;
 }
 
-/* Validate f->file as safetensors and build the sorted entry table. */
+/* Validate f->img.file as safetensors and build the sorted entry table. */
 static int st_parse(hrm_safetensors *f) {
-   const uint8_t *p = f->file.data;
-   size_t size = f->file.size;
-   const char *label = f->label;
+   const uint8_t *p = f->img.file.data;
+   size_t size = f->img.file.size;
+   const char *label = f->img.label;
    HRM_CHECK(size >= 8, HRM_ERR_FORMAT, "'%s' is %zu bytes, too short for a safetensors file "
              "(8-byte header length, then a JSON header)%s", label, size,
              size == 0 ? "\n---> HINT: the file is empty; was its write interrupted?" : "");
@@ -313,51 +295,34 @@ void hrm_safetensors_free(hrm_safetensors *f) {
    if (!f) return;
    for (int32_t i = 0; i < f->count; i++) free(f->entries[i].name);
    free(f->entries);
-   hrm_file_release(&f->file);
-   free(f->label);
+   hrm_file_release(&f->img.file);
+   free(f->img.label);
    free(f);
 }
 
-/* Validate `file` (taken over by the new object, released on failure). */
-static int st_open(hrm_safetensors **out, hrm_file_data *file, const char *label) {
-   hrm_safetensors *f = calloc(1, sizeof *f);
-   char *copy = strdup(label);
-   if (!f || !copy) {
-      free(f);
-      free(copy);
-      hrm_file_release(file);
-      return HRM_FAIL(HRM_ERR_MEMORY, "safetensors: out of memory opening '%s'", label);
-   }
-   f->file = *file;
-   f->label = copy;
-   int rc = st_parse(f);
-   if (rc != HRM_OK) {
-      hrm_safetensors_free(f);
-      return rc;
-   }
-   *out = f;
-   return HRM_OK;
-}
+static int st_parse_image(void *f) { return st_parse(f); }
+static void st_release(void *f) { hrm_safetensors_free(f); }
 
 int hrm_safetensors_open(hrm_safetensors **out, const char *path) {
    HRM_CHECK(out, HRM_ERR_ARG, "safetensors_open: out is NULL");
    *out = NULL;
    HRM_CHECK(path && path[0], HRM_ERR_ARG, "safetensors_open: path is NULL or empty");
-   HRM_TRY(host_check());
-   hrm_file_data file;
-   HRM_TRY(hrm_file_load(&file, path, 0, HRM_FILE_MMAP));
-   return st_open(out, &file, path);
+   void *f;
+   int rc = hrm_image_open(&f, sizeof **out, "safetensors", path, NULL, 0, path, st_parse_image,
+                           st_release);
+   *out = f;
+   return rc;
 }
 
 /* Parse a safetensors image held in memory (copied); declared in safetensors.h. */
 int hrm_safetensors_open_memory(hrm_safetensors **out, const void *data, size_t size,
                                 const char *label) {
    HRM_CHECK(out, HRM_ERR_ARG, "safetensors_open_memory: out is NULL");
-   *out = NULL;
-   HRM_TRY(host_check());
-   hrm_file_data file;
-   HRM_TRY(hrm_file_from_memory(&file, data, size));
-   return st_open(out, &file, label ? label : "<memory>");
+   void *f;
+   int rc = hrm_image_open(&f, sizeof **out, "safetensors", NULL, data, size,
+                           label ? label : "<memory>", st_parse_image, st_release);
+   *out = f;
+   return rc;
 }
 
 int32_t hrm_safetensors_count(const hrm_safetensors *f) { return f ? f->count : 0; }
@@ -373,7 +338,7 @@ static int st_read(hrm_tensor **out, const hrm_safetensors *f, const st_entry *e
    uint64_t bytes = e->end - e->begin;
    if ((uint64_t)t->numel * st_dtype_size(e->dtype) != bytes) { /* parse_entry rules this out */
       hrm_tensor_free(t);
-      return HRM_FAIL(HRM_ERR_FORMAT, "'%s': tensor '" ST_NAME "' size mismatch", f->label,
+      return HRM_FAIL(HRM_ERR_FORMAT, "'%s': tensor '" ST_NAME "' size mismatch", f->img.label,
                       e->name);
    }
    if (bytes) memcpy(t->data, f->data + e->begin, (size_t)bytes);
@@ -386,7 +351,7 @@ int hrm_safetensors_get(hrm_tensor **out, const hrm_safetensors *f, const char *
    *out = NULL;
    HRM_CHECK(f && name, HRM_ERR_ARG, "safetensors_get: file or name is NULL");
    const st_entry *e = st_find(f, name);
-   HRM_CHECK(e, HRM_ERR_ARG, "'%s' has no tensor named '" ST_NAME "' (it has %d)", f->label,
+   HRM_CHECK(e, HRM_ERR_ARG, "'%s' has no tensor named '" ST_NAME "' (it has %d)", f->img.label,
              name, f->count);
    return st_read(out, f, e);
 }
@@ -443,60 +408,11 @@ static void sb_json_string(strbuf *b, const char *s) {
    sb_put(b, "\"", 1);
 }
 
-typedef struct named { const char *name; const hrm_tensor *t; } named;
-
-static int cmp_named(const void *a, const void *b) {
-   return strcmp(((const named *)a)->name, ((const named *)b)->name);
-}
-
 int hrm_safetensors_write(const char *path, int32_t n, const char *const *names,
                           const hrm_tensor *const *tensors) {
-   HRM_CHECK(path && path[0], HRM_ERR_ARG, "safetensors_write: path is NULL or empty");
-   HRM_CHECK(n >= 0, HRM_ERR_ARG, "safetensors_write: tensor count %d is negative", n);
-   HRM_CHECK(n == 0 || (names && tensors), HRM_ERR_ARG,
-             "safetensors_write: names or tensors is NULL");
-   HRM_TRY(host_check());
-   for (int32_t i = 0; i < n; i++) {
-      const char *name = names[i];
-      const hrm_tensor *t = tensors[i];
-      HRM_CHECK(name && name[0], HRM_ERR_ARG, "safetensors_write '%s': name %d is NULL or empty",
-                path, i + 1);
-      HRM_CHECK(strcmp(name, "__metadata__") != 0, HRM_ERR_ARG, "safetensors_write '%s': "
-                "'__metadata__' is reserved and cannot name a tensor", path);
-      HRM_CHECK(t, HRM_ERR_ARG, "safetensors_write '%s': tensor '" ST_NAME "' is NULL", path,
-                name);
-      HRM_CHECK(t->device == HRM_DEVICE_CPU, HRM_ERR_DEVICE, "safetensors_write '%s': tensor '"
-                ST_NAME "' is not on the CPU\n---> HINT: copy it to the host first", path, name);
-      HRM_CHECK(st_dtype_name(t->dtype), HRM_ERR_DTYPE, "safetensors_write '%s': tensor '"
-                ST_NAME "' has unknown dtype %d", path, name, t->dtype);
-      HRM_CHECK(t->ndim >= 0 && t->ndim <= 4, HRM_ERR_SHAPE, "safetensors_write '%s': tensor '"
-                ST_NAME "' has %d dims", path, name, t->ndim);
-      int64_t numel = 1;
-      for (int32_t d = 0; d < t->ndim; d++) {
-         HRM_CHECK(t->shape[d] >= 0 && (t->shape[d] == 0 || numel <= INT64_MAX / 16 / t->shape[d]),
-                   HRM_ERR_SHAPE, "safetensors_write '%s': tensor '" ST_NAME "' has a bad size "
-                   "%lld", path, name, (long long)t->shape[d]);
-         numel *= t->shape[d];
-      }
-      HRM_CHECK(numel == t->numel, HRM_ERR_SHAPE, "safetensors_write '%s': tensor '" ST_NAME
-                "' has numel %lld but its shape holds %lld", path, name, (long long)t->numel,
-                (long long)numel);
-      HRM_CHECK(numel == 0 || t->data, HRM_ERR_ARG, "safetensors_write '%s': tensor '" ST_NAME
-                "' has no data", path, name);
-   }
-
-   named *order = malloc((n ? (size_t)n : 1) * sizeof *order);
-   HRM_CHECK(order, HRM_ERR_MEMORY, "safetensors_write '%s': out of memory", path);
-   for (int32_t i = 0; i < n; i++) order[i] = (named){names[i], tensors[i]};
-   if (n > 1) qsort(order, (size_t)n, sizeof *order, cmp_named);
-   for (int32_t i = 1; i < n; i++) {
-      if (strcmp(order[i - 1].name, order[i].name) == 0) {
-         int rc = HRM_FAIL(HRM_ERR_ARG, "safetensors_write '%s': tensor name '" ST_NAME "' is "
-                           "given twice", path, order[i].name);
-         free(order);
-         return rc;
-      }
-   }
+   hrm_named_tensor *order;
+   HRM_TRY(hrm_named_tensors(&order, "safetensors_write", path, n, names, tensors, SIZE_MAX,
+                             "__metadata__"));
 
    /* The header: metadata first, then the tensors by name, data packed in the same order. */
    strbuf h = {0};
@@ -656,8 +572,8 @@ int hrm_params_load_safetensors(hrm_params *m, const char *path) {
       for (int32_t d = 0; same && d < v->ndim; d++) same = e->shape[d] == v->shape[d];
       if (!same) {
          char fs[64], ms[64];
-         format_shape(fs, sizeof fs, e->ndim, e->shape);
-         format_shape(ms, sizeof ms, v->ndim, v->shape);
+         hrm_format_shape(fs, sizeof fs, e->ndim, e->shape);
+         hrm_format_shape(ms, sizeof ms, v->ndim, v->shape);
          problem_add(&shaped, "%.100s %s in the file, %s in the model", slots[i].name, fs, ms);
          continue;
       }

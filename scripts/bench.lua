@@ -26,42 +26,29 @@
 -- baseline. With --bf16 PyTorch runs under CPU autocast to bf16, so both sides multiply in bf16.
 local hrm = require "hrm"
 
-local function usage()
-   print([[usage: hrm scripts/bench.lua [options]
-  --arch NAME         hrm (default), trm, trm_mlp, transformer, or all of them
-  --config NAME       hrm_v1 (the arch's reference size, batch 32), small (hidden 128, 2+2 layers,
-                      batch 64) or both (default)
-  --steps N           timed training steps per config (default 3 for hrm_v1, 10 for small)
-  --batch N           override the batch size
-  --threads N         CPU threads (default: all)
-  --bf16              bf16 GEMM operands with fp32 accumulation (default fp32)
-  --no-infer          skip the inference figures
-  --compare-torch     also time the PyTorch twin (scripts/ref/bench_torch.py)
-  --torch-threads L   PyTorch thread counts to try, comma-separated (default 1,2)
-  --python L          interpreters for the PyTorch baseline, comma-separated; the fastest
-                      counts (default python3,/usr/bin/python3)]])
-end
-
-local opts = { config = "both", arch = "hrm", torch_threads = "1,2", python = "python3,/usr/bin/python3" }
-local flags = { ["--bf16"] = "bf16", ["--no-infer"] = "no_infer", ["--compare-torch"] = "torch" }
-local i = 1
-while i <= #arg do
-   local a = arg[i]
-   if a == "-h" or a == "--help" then usage() return end
-   local v = arg[i + 1]
-   if flags[a] then opts[flags[a]] = true i = i - 1
-   elseif a == "--config" then opts.config = v
-   elseif a == "--arch" then opts.arch = v
-   elseif a == "--steps" then opts.steps = tonumber(v)
-   elseif a == "--batch" then opts.batch = tonumber(v)
-   elseif a == "--threads" then hrm.set_threads(assert(tonumber(v), "--threads expects a number"))
-   elseif a == "--torch-threads" then opts.torch_threads = v
-   elseif a == "--python" then opts.python = v
-   else io.stderr:write("bench: unknown option " .. a .. "\n") usage() os.exit(1) end
-   i = i + 2
-end
+local a = require("hrm.cli").parse("bench.lua", { ... }, {
+   usage = "hrm scripts/bench.lua [options]",
+   { "options",
+      { "--arch NAME", "str", "hrm (default), trm, trm_mlp, transformer, or all of them" },
+      { "--config NAME", "str", "hrm_v1 (the arch's reference size, batch 32), small (hidden 128, 2+2 " ..
+                                "layers, batch 64) or both (default)" },
+      { "--steps N", "int", "timed training steps per config (default 3 for hrm_v1, 10 for small)" },
+      { "--batch N", "int", "override the batch size" },
+      { "--threads N", "int", "CPU threads (default: all)" },
+      { "--bf16", "flag", "bf16 GEMM operands with fp32 accumulation (default fp32)" },
+      { "--no-infer", "flag", "skip the inference figures" },
+      { "--compare-torch", "flag", "also time the PyTorch twin (scripts/ref/bench_torch.py)" },
+      { "--torch-threads L", "str", "PyTorch thread counts to try, comma-separated (default 1,2)" },
+      { "--python L", "str", "interpreters for the PyTorch baseline, comma-separated; the fastest counts " ..
+                             "(default python3,/usr/bin/python3)" },
+   },
+})
+local opts = { config = a.config or "both", arch = a.arch or "hrm", steps = a.steps, batch = a.batch, bf16 = a.bf16,
+               no_infer = a["no-infer"], torch = a["compare-torch"], torch_threads = a["torch-threads"] or "1,2",
+               python = a.python or "python3,/usr/bin/python3" }
+if a.threads then hrm.set_threads(a.threads) end
 if opts.bf16 and hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_BF16) ~= 0 then
-   io.stderr:write("bench: " .. require("ffi").string(hrm.C.hrm_last_error()) .. "\n")
+   io.stderr:write("bench: " .. require("hrm.errors").last() .. "\n")
    os.exit(1)
 end
 
@@ -130,7 +117,8 @@ local function step_gemms(c, B)
 end
 
 -- The PyTorch twin on the same config under one interpreter: the RESULT fields plus its BLAS
--- line and per-thread lines, or nil, reason.
+-- line and per-thread lines, or nil, reason. It is another program (Python), so it runs through
+-- io.popen: no library call starts a process and reads its output.
 local function torch_bench(python, name, B, steps)
    local probe = io.popen(python .. " -c 'import torch; print(\"torch-ok\")' 2>&1")
    local got = probe:read("*a")

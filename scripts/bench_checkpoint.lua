@@ -15,10 +15,17 @@
 local hrm = require "hrm"
 local checkpoint = require "hrm.checkpoint"
 
-local mode, dir, N = arg[1], arg[2], tonumber(arg[3] or "1000000")
-if not (mode and dir) then
-   io.stderr:write("usage: hrm scripts/bench_checkpoint.lua model|puzzle-save|puzzle-load DIR [N]\n")
-   os.exit(2)
+local cli = require "hrm.cli"
+local pos = cli.parse("bench_checkpoint.lua", { ... }, {
+   usage = "hrm scripts/bench_checkpoint.lua model|puzzle-save|puzzle-load|hrmd DIR [N]",
+   description = "Save and load times and peak memory of checkpoints and .hrmd files at real sizes.",
+   positional = true,
+   { "options" },
+}).positional
+local mode, dir = pos[1], pos[2]
+local N = tonumber(pos[3] or "1000000")
+if not (mode and dir) or #pos > 3 or not N then
+   cli.die("bench_checkpoint.lua", "expected MODE DIR [N] (see --help)")
 end
 
 local function vm_hwm_mb()
@@ -79,7 +86,7 @@ elseif mode == "puzzle-load" then
    local t = m:tensor("model.inner.puzzle_emb.weights")
    print(string.format("table: %.0f MB, sum %.17g", t:numel() * 4 / 2 ^ 20, t:sum()))
 elseif mode == "hrmd" then
-   N = tonumber(arg[3] or "4000000")
+   N = tonumber(pos[3] or "4000000")
    local path = dir .. "/big.hrmd"
    local S = 81
    local inputs = hrm.Tensor.zeros({ N, S }, "i32")

@@ -2,30 +2,33 @@
 -- generate+encode at 35 givens, Sudoku at 24 givens with solver branch statistics, and ARC
 -- augmented variants + arrays for a few tasks (<arc dir>/arc-agi_evaluation_challenges.json
 -- with --arc, else synthetic tasks). Writes nothing; does not use the `hrm` engine.
--- Usage: LUA_PATH='./?.lua;;' luajit scripts/bench_tasks.lua [--n 100000] [--hard 2000]
---        [--arc ../shared/data/arc] [--arc-tasks 5] [--num-aug 1000] [--seed 1]
+-- Usage: luajit scripts/bench_tasks.lua [--n 100000] [--hard 2000] [--arc ../shared/data/arc]
+--        [--arc-tasks 5] [--num-aug 1000] [--seed 1]   (--help lists them)
 
 local root = (arg and arg[0] or ""):match("^(.-)scripts/[^/]*$")
-if root then package.path = (root == "" and "./" or root) .. "?.lua;" .. package.path end
+if root then
+   root = root == "" and "./" or root
+   package.path = root .. "?.lua;" .. root .. "lua/?.lua;" .. package.path
+end
 
 local ffi = require "ffi"
 local util = require "tasks.util"
 local sudoku = require "tasks.sudoku"
 local arc = require "tasks.arc"
 
-local opts = { n = 100000, hard = 2000, arc = nil, ["arc-tasks"] = 5, ["num-aug"] = 1000, seed = 1 }
-do
-   local i = 1
-   while arg and arg[i] do
-      local k = arg[i]:match("^%-%-(.+)$")
-      if not k or opts[k] == nil and k ~= "arc" then
-         io.stderr:write("usage: luajit scripts/bench_tasks.lua [--n N] [--hard N] [--arc DIR] [--arc-tasks K] [--num-aug A] [--seed S]\n")
-         os.exit(2)
-      end
-      local v = arg[i + 1]
-      opts[k] = tonumber(v) or v
-      i = i + 2
-   end
+local opts = require("hrm.cli").parse("bench_tasks.lua", { ... }, {
+   usage = "luajit scripts/bench_tasks.lua [options]",
+   { "options",
+      { "--n N", "int", "9x9 Sudoku puzzles generated and encoded (default 100000)" },
+      { "--hard N", "int", "Sudoku puzzles at 24 givens (default 2000)" },
+      { "--arc DIR", "str", "an ARC data directory (default: synthetic tasks)" },
+      { "--arc-tasks K", "int", "ARC tasks (default 5)" },
+      { "--num-aug A", "int", "augmented variants per ARC task (default 1000)" },
+      { "--seed S", "int0", "seed (default 1)" },
+   },
+})
+for k, v in pairs({ n = 100000, hard = 2000, ["arc-tasks"] = 5, ["num-aug"] = 1000, seed = 1 }) do
+   if opts[k] == nil then opts[k] = v end
 end
 
 local function percentile(sorted, p)

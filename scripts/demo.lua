@@ -7,51 +7,31 @@
 -- halting policy, and the first few are rendered next to the answer; the last line gives the
 -- fraction solved and the mean number of reasoning segments used.
 local hrm = require "hrm"
-local json = require "hrm.json"
+local fs = require "hrm.fs"
+local cli = require "hrm.cli"
 
 local root = package.hrm_home or "."
 local opts = { model = root .. "/weights/sudoku4.hrm", n = 64, seed = 2024, show = 3, halt = "q" }
 
-local function usage(code)
-   print([[usage: hrm scripts/demo.lua [options]
-  --model FILE    a model file (default weights/sudoku4.hrm, the bundled 4x4 model)
-  --n N           puzzles to solve (default 64)
-  --blanks A-B    blank cells per puzzle (default: the range recorded with the model)
-  --seed S        generator seed (default 2024, a seed the training data never used)
-  --show K        puzzles to draw (default 3)
-  --halt max|q    halting policy: every segment, or stop each puzzle when the Q head says so]])
-   os.exit(code)
-end
-
-local i = 1
-while i <= #arg do
-   local a, v = arg[i], arg[i + 1]
-   if a == "-h" or a == "--help" then usage(0) end
-   if v == nil then io.stderr:write("demo: option " .. a .. " needs a value\n") usage(1) end
-   if a == "--model" then opts.model = v
-   elseif a == "--n" then opts.n = tonumber(v)
-   elseif a == "--blanks" then opts.blanks = v
-   elseif a == "--seed" then opts.seed = tonumber(v)
-   elseif a == "--show" then opts.show = tonumber(v)
-   elseif a == "--halt" then opts.halt = v
-   else io.stderr:write("demo: unknown option " .. a .. "\n") usage(1) end
-   i = i + 2
-end
-if not opts.n or opts.n < 1 or not opts.seed or not opts.show then
-   io.stderr:write("demo: --n, --seed and --show expect numbers\n")
-   os.exit(1)
-end
-if opts.halt ~= "max" and opts.halt ~= "q" then
-   io.stderr:write("demo: --halt expects max or q\n")
-   os.exit(1)
-end
+local PROG = "demo.lua"
+local a = cli.parse(PROG, { ... }, {
+   usage = "hrm scripts/demo.lua [options]",
+   { "options",
+      { "--model FILE", "str", "a model file (default weights/sudoku4.hrm, the bundled 4x4 model)" },
+      { "--n N", "int", "puzzles to solve (default 64)" },
+      { "--blanks A-B", "str", "blank cells per puzzle (default: the range recorded with the model)" },
+      { "--seed S", "int0", "generator seed (default 2024, a seed the training data never used)" },
+      { "--show K", "int0", "puzzles to draw (default 3)" },
+      { "--halt max|q", "str", "halting policy: every segment, or stop each puzzle when the Q head says so" },
+   },
+})
+for k, v in pairs(a) do if k ~= "positional" then opts[k] = v end end
+local function die(msg) cli.die(PROG, msg) end
+if opts.halt ~= "max" and opts.halt ~= "q" then die("--halt expects max or q, got '" .. opts.halt .. "'") end
 
 local model, err = hrm.Model.load(opts.model)
-if not model then
-   io.stderr:write("demo: " .. tostring(err) .. "\n---> HINT: the bundled model is weights/sudoku4.hrm\n")
-   os.exit(1)
-end
-local card = json.read and json.read((opts.model:gsub("%.hrm$", ".json"))) or nil
+if not model then die(tostring(err) .. "\n---> HINT: the bundled model is weights/sudoku4.hrm") end
+local card = fs.read_json((opts.model:gsub("%.hrm$", ".json")))
 local cfg = model:config()
 local size = math.floor(math.sqrt(cfg.seq_len) + 0.5)
 local sudoku = require("tasks.sudoku").new{ size = size, color = require("hrm.progress").is_tty() }
@@ -65,7 +45,11 @@ elseif card and card.blanks then
 else
    lo, hi = 10, 20
 end
-if not lo or not hi then io.stderr:write("demo: --blanks expects A-B\n") os.exit(1) end
+local cells = cfg.seq_len
+if not lo or not hi or lo > hi or hi > cells then
+   die(string.format("--blanks expects A-B with 0 <= A <= B <= %d (the cells of a %dx%d board), got '%s'", cells, size,
+                     size, tostring(opts.blanks)))
+end
 
 local t0 = hrm.C.hrm_wall_time()
 local puzzles = assert(sudoku.generate(opts.n, { blanks = { lo, hi }, seed = opts.seed }))

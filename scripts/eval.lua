@@ -7,56 +7,55 @@
 -- optionally a submission file. User errors print one line and exit with status 1.
 local hrm = require "hrm"
 local ffi = require "ffi"
-local train = require "hrm.train"
-local json = require "hrm.json"
+local fs = require "hrm.fs"
+local source = require "hrm.train.source"
+local evaluate = require("hrm.train.evaluate").evaluate
 local progress = require "hrm.progress"
 local cli = require "hrm.cli"
 
 local PROG = "eval.lua"
 
-local HELP = [[
-usage: hrm scripts/eval.lua CHECKPOINT [options]
-
-CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, or a
-.safetensors file (with --config, or the run's config.json beside it).
-
-model
-  --config NAME|FILE      config for a .safetensors file: tiny, small, hrm_v1, trm, trm_mlp,
-                          transformer or a Lua file
-  --arch NAME|FILE        with --config: hrm, trm, trm_mlp, transformer or a model file
-  --set KEY=VALUE         override a config field (repeatable)
-  --ema                   use the run's EMA weights
-  --threads N             CPU threads
-  --device cpu|cuda
-
-data (default: the held-out set recorded in the run's config.json)
-  --task NAME|FILE        sudoku, maze, arc or an adapter .lua (default: the run's task)
-  --size N                board size variant
-  --csv FILE              puzzles with solutions from a CSV file
-  --generate N            N generated puzzles (--blanks A-B, --min-path N, --gen KEY=VALUE)
-  --arc PATH              ARC challenges (file or directory; --arc-subsets, --aug as in training)
-  --data DIR              a reference dataset directory (--split test|train, default test)
-  --hrmd FILE             an .hrmd dataset
-  --limit N               at most N puzzles (CSV rows, ARC tasks per file)
-  --seed N                generator/augmentation seed (default: the run's)
-
-evaluation
-  --batch N               rows per batch (default 64)
-  --halt max|q            max: every row runs halt_max_steps segments (the reference's
-                          evaluation, default); q: each row stops when q_halt > q_continue
-  --submission FILE       ARC: write the top-2 attempts per test input as JSON
-  --json                  print the results as one JSON object
-  --help                  this text
-]]
+local SPEC = {
+   usage = "hrm scripts/eval.lua CHECKPOINT [options]",
+   description = "CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, or a " ..
+                 ".safetensors file (with --config, or the run's config.json beside it).",
+   positional = true,
+   { "model",
+      { "--config NAME|FILE", "str", "config for a .safetensors file: tiny, small, hrm_v1, trm, trm_mlp, " ..
+                                     "transformer or a Lua file" },
+      { "--arch NAME|FILE", "str", "with --config: hrm, trm, trm_mlp, transformer or a model file" },
+      { "--set KEY=VALUE", "list", "override a config field (repeatable)" },
+      { "--ema", "flag", "use the run's EMA weights" },
+      { "--threads N", "int", "CPU threads" },
+      { "--device cpu|cuda", "str", "where the model runs (default cpu)" },
+   },
+   { "data (default: the held-out set recorded in the run's config.json)",
+      { "--task NAME|FILE", "str", "sudoku, maze, arc or an adapter .lua (default: the run's task)" },
+      { "--size N", "int", "board size variant" },
+      { "--csv FILE", "str", "puzzles with solutions from a CSV file" },
+      { "--generate N", "int", "N generated puzzles" },
+      { "--blanks A-B", "range", "with --generate, sudoku: blank cells per puzzle" },
+      { "--min-path N", "int", "with --generate, maze: shortest path length of at least N moves" },
+      { "--gen KEY=VALUE", "list", "with --generate: any other generator option (repeatable)" },
+      { "--arc PATH", "str", "ARC challenges (a file or a directory)" },
+      { "--arc-subsets LIST", "str", "ARC subsets in a directory, as in training" },
+      { "--aug N", "int0", "ARC augmented variants, as in training" },
+      { "--data DIR", "str", "a reference dataset directory" },
+      { "--split test|train", "str", "with --data: the split (default test)" },
+      { "--hrmd FILE", "str", "an .hrmd dataset" },
+      { "--limit N", "int", "at most N puzzles (CSV rows, ARC tasks per file)" },
+      { "--seed N", "int0", "generator/augmentation seed (default: the run's)" },
+   },
+   { "evaluation",
+      { "--batch N", "int", "rows per batch (default 64)" },
+      { "--halt max|q", "str", "max: every row runs halt_max_steps segments (the reference's evaluation, " ..
+                               "default); q: each row stops when q_halt > q_continue" },
+      { "--submission FILE", "str", "ARC: write the top-2 attempts per test input as JSON" },
+      { "--json", "flag", "print the results as one JSON object" },
+   },
+}
 
 local function die(msg) cli.die(PROG, msg) end
-
-local KINDS = {
-   config = "str", arch = "str", set = "list", ema = "flag", threads = "int", device = "str", task = "str", size = "int",
-   csv = "str", generate = "int", blanks = "range", ["min-path"] = "int", gen = "list", arc = "str",
-   ["arc-subsets"] = "str", aug = "int0", data = "str", split = "str", hrmd = "str", limit = "int",
-   seed = "int0", batch = "int", halt = "str", submission = "str", json = "flag", help = "flag",
-}
 
 local function pairs_table(list, what) return cli.pairs_table(PROG, list, what) end
 local exists, is_dir, clean = cli.exists, cli.is_dir, cli.clean
@@ -90,24 +89,11 @@ local function arc_built(task, a, meta)
    local path = a.arc or meta.arc
    if a.arc == nil and type(meta.arc_files) == "table" then
       for _, f in ipairs(meta.arc_files) do files[#files + 1] = f end
-   elseif is_dir(path) then
-      local subsets = a["arc-subsets"] or "training,evaluation,concept"
-      for sub in subsets:gmatch("[^,%s]+") do
-         local f = string.format("%s/arc-agi_%s_challenges.json", path, sub)
-         if exists(f) then files[#files + 1] = f end
-      end
-      if #files == 0 then
-         local p = io.popen("ls -1 '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-         for name in p:lines() do
-            if name:match("%.json$") and not name:match("_solutions%.json$") then files[#files + 1] = path .. "/" .. name end
-         end
-         p:close()
-      end
    else
-      if not exists(path) then die("--arc: no such file: " .. path) end
-      files[1] = path
+      local ferr
+      files, ferr = task.files(path, a["arc-subsets"])
+      if not files then die("--arc: " .. ferr) end
    end
-   if #files == 0 then die("--arc: no ARC JSON files in " .. path) end
    local tasks = {}
    for _, f in ipairs(files) do
       local list, err = task.load(f, { limit = a.limit or meta.limit })
@@ -213,8 +199,7 @@ end
 -- ---- main ------------------------------------------------------------------------------------------------
 
 local function main(argv)
-   local a = cli.parse(PROG, argv, KINDS, { positional = true, dash_is_option = true })
-   if a.help then io.stdout:write(HELP) os.exit(0) end
+   local a = cli.parse(PROG, argv, SPEC)
    if #a.positional == 0 then die("give a checkpoint (a run directory, .hrm or .safetensors file); see --help") end
    if #a.positional > 1 then die("unexpected argument '" .. a.positional[2] .. "'") end
    local ckpt = a.positional[1]
@@ -226,7 +211,7 @@ local function main(argv)
       local ok, err = pcall(hrm.set_default_device, a.device)
       if not ok then die(clean(err)) end
    end
-   local model, info, meta, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a))
+   local model, info, meta, task = cli.model_and_task(PROG, ckpt, a, cli.config_of(PROG, a))
    local cfg = model:config()
    local data, desc, built = build_data(task, a, meta)
    if built and built.num_puzzle_identifiers ~= cfg.num_puzzle_identifiers then
@@ -234,7 +219,7 @@ local function main(argv)
                         "--arc-subsets, --aug, --limit and --seed of the training run", built.num_puzzle_identifiers,
                         cfg.num_puzzle_identifiers))
    end
-   local src, serr = train.as_source(data)
+   local src, serr = source.as_source(data)
    if not src then die(serr) end
    local B = a.batch or 64
    local S = cfg.seq_len
@@ -259,7 +244,7 @@ local function main(argv)
    local m, hist
    if halt == "max" then
       local argmax = ffi.new("int32_t[?]", S)
-      m, hist = train.evaluate(model, src, { batch = B, progress = reporter, on_batch = arc_rows and function(b, out, i)
+      m, hist = evaluate(model, src, { batch = B, progress = reporter, on_batch = arc_rows and function(b, out, i)
          local lg, qh = out.logits:data(), out.q_halt_logits:data()
          local V = cfg.vocab_size
          for row = 0, i.rows - 1 do
@@ -283,7 +268,7 @@ local function main(argv)
    local result = {
       checkpoint = info.path, task = task.name, data = desc, halt = halt, ema = a.ema or false,
       count = m.count, exact_accuracy = m.exact_accuracy, accuracy = m.accuracy, mean_steps = m.steps,
-      q_steps = m.q_steps, halt_histogram = json.array(hist), seconds = dt,
+      q_steps = m.q_steps, halt_histogram = fs.array(hist), seconds = dt,
    }
    if arc_rows then
       local ok, r = pcall(task.evaluate, arc_rows, built)
@@ -300,7 +285,7 @@ local function main(argv)
    end
 
    if a.json then
-      print(json.encode(result, { nonfinite = "null" }))
+      print(fs.encode(result, { nonfinite = "null" }))
       return
    end
    print(string.format("checkpoint      %s%s", info.path, a.ema and " (EMA weights)" or ""))
@@ -324,4 +309,4 @@ local function main(argv)
    print(string.format("%.1f s", dt))
 end
 
-main({ ... })
+cli.main(PROG, main, { ... })

@@ -5,25 +5,19 @@
 -- histogram of the last evaluation; halting_<set>.svg per set when there are several).
 -- Needs no external program; open the files in any browser. User errors exit with status 1.
 local viz = require "hrm.viz"
+local cli = require "hrm.cli"
 
 local PROG = "plot.lua"
-local HELP = [[
-usage: hrm scripts/plot.lua RUN_DIR
-
-Writes loss.svg, accuracy.svg, steps.svg, lr.svg and halting.svg (one per evaluation set when
-there are several) into RUN_DIR from RUN_DIR/metrics.jsonl.
-]]
-
-local function die(msg)
-   io.stderr:write(PROG, ": ", msg, "\n")
-   os.exit(1)
-end
-
-local args = { ... }
-if args[1] == "--help" or args[1] == "-h" then io.stdout:write(HELP) os.exit(0) end
+local function die(msg) cli.die(PROG, msg) end
+local args = cli.parse(PROG, { ... }, {
+   usage = "hrm scripts/plot.lua RUN_DIR",
+   description = "Writes loss.svg, accuracy.svg, steps.svg, lr.svg and halting.svg (one per evaluation set " ..
+                 "when there are several) into RUN_DIR from RUN_DIR/metrics.jsonl.",
+   positional = true,
+   { "options" },
+}).positional
 if #args ~= 1 then die(#args == 0 and "give a run directory (see --help)" or "expected one run directory, got " .. #args .. " arguments") end
 local dir = args[1]:gsub("/+$", "")
-if args[1]:sub(1, 1) == "-" then die("unknown option " .. args[1] .. " (see --help)") end
 local f = io.open(dir .. "/metrics.jsonl", "rb")
 if not f then die("no metrics.jsonl in " .. dir) end
 f:close()

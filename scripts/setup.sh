@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(cmake make gcc pkg-config libluajit-5.1-dev luajit libmsgpack-dev libdnnl-dev
-          libopenblas-dev libcjson-dev libreadline-dev libxxhash-dev lua-busted bsdutils)
+          libopenblas-dev libcjson-dev libreadline-dev libxxhash-dev lua-busted bsdutils
+          lua-dkjson lua-filesystem lua-term lua-argparse)
 missing=()
 for p in "${PACKAGES[@]}"; do
    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,39 +12,35 @@ local cli = require "hrm.cli"
 
 local PROG = "solve.lua"
 
-local HELP = [[
-usage: hrm scripts/solve.lua CHECKPOINT [PUZZLE ...] [options]
-
-CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, or a
-.safetensors file (with --config, or the run's config.json beside it).
-PUZZLE is a puzzle string: Sudoku 81 characters ('.' or '0' blank), maze n*n characters of
-"# SG" (quote it); other tasks read it as their `puzzle`/`question`/`input` field. With no
-PUZZLE and no --file, puzzles are read from stdin, one per line ('-' also reads stdin).
-
-  --file FILE             puzzles from FILE: a CSV or JSON the task loads (solutions, when present,
-                          are checked), else one puzzle per line
-  --limit N               at most N puzzles
-  --task NAME|FILE        sudoku, maze, arc or an adapter .lua (default: the run's task)
-  --size N                board size variant
-  --config NAME|FILE      config for a .safetensors file; --set KEY=VALUE overrides (repeatable)
-  --arch NAME|FILE        with --config: hrm, trm, trm_mlp, transformer or a model file
-  --ema                   use the run's EMA weights
-  --halt max|q|verify     max: run halt_max_steps segments (default); q: stop when the Q head
-                          says halt (q_halt > q_continue); verify: stop each puzzle once its
-                          answer checks (tasks with check: sudoku, maze)
-  --max-steps N           at most N segments (default: the model's halt_max_steps)
-  --trace                 show the prediction after every segment
-  --no-color              plain text rendering
-  --threads N             CPU threads
-  --help                  this text
-]]
+local SPEC = {
+   usage = "hrm scripts/solve.lua CHECKPOINT [PUZZLE ...] [options]",
+   description = "CHECKPOINT is a run directory (its best.hrm, else last.hrm), a .hrm checkpoint, or a " ..
+                 ".safetensors file (with --config, or the run's config.json beside it).\n" ..
+                 "PUZZLE is a puzzle string: Sudoku 81 characters ('.' or '0' blank), maze n*n characters " ..
+                 "of \"# SG\" (quote it); other tasks read it as their `puzzle`/`question`/`input` field. " ..
+                 "With no PUZZLE and no --file, puzzles are read from stdin, one per line ('-' also reads stdin).",
+   positional = true,
+   { "options",
+      { "--file FILE", "str", "puzzles from FILE: a CSV or JSON the task loads (solutions, when present, " ..
+                              "are checked), else one puzzle per line" },
+      { "--limit N", "int", "at most N puzzles" },
+      { "--task NAME|FILE", "str", "sudoku, maze, arc or an adapter .lua (default: the run's task)" },
+      { "--size N", "int", "board size variant" },
+      { "--config NAME|FILE", "str", "config for a .safetensors file" },
+      { "--set KEY=VALUE", "list", "with --config: override a config field (repeatable)" },
+      { "--arch NAME|FILE", "str", "with --config: hrm, trm, trm_mlp, transformer or a model file" },
+      { "--ema", "flag", "use the run's EMA weights" },
+      { "--halt max|q|verify", "str", "max: run halt_max_steps segments (default); q: stop when the Q " ..
+                                      "head says halt (q_halt > q_continue); verify: stop each puzzle " ..
+                                      "once its answer checks (tasks with check: sudoku, maze)" },
+      { "--max-steps N", "int", "at most N segments (default: the model's halt_max_steps)" },
+      { "--trace", "flag", "show the prediction after every segment" },
+      { "--no-color", "flag", "plain text rendering" },
+      { "--threads N", "int", "CPU threads" },
+   },
+}
 
 local function die(msg) cli.die(PROG, msg) end
-
-local KINDS = {
-   file = "str", limit = "int", task = "str", size = "int", config = "str", arch = "str", set = "list", ema = "flag",
-   halt = "str", ["max-steps"] = "int", trace = "flag", ["no-color"] = "flag", threads = "int", help = "flag",
-}
 
 local exists, is_dir, clean = cli.exists, cli.is_dir, cli.clean
 
@@ -110,8 +106,7 @@ end
 local function sigmoid(x) return 1 / (1 + math.exp(-x)) end
 
 local function main(argv)
-   local a = cli.parse(PROG, argv, KINDS, { positional = true })
-   if a.help then io.stdout:write(HELP) os.exit(0) end
+   local a = cli.parse(PROG, argv, SPEC)
    local ckpt = a.positional[1]
    if not ckpt then die("give a checkpoint (a run directory, .hrm or .safetensors file); see --help") end
    if not exists(ckpt) and not is_dir(ckpt) then die("no such file: " .. ckpt) end
@@ -120,7 +115,7 @@ local function main(argv)
       die("--halt expects max, q or verify, got '" .. halt .. "'")
    end
    if a.threads then hrm.set_threads(a.threads) end
-   local model, _, _, task = cli.load_model(PROG, ckpt, a, cli.config_of(PROG, a, true))
+   local model, _, _, task = cli.model_and_task(PROG, ckpt, a, cli.config_of(PROG, a, true))
    local cfg = model:config()
    if halt == "verify" and type(task.check) ~= "function" then
       die("--halt verify needs a task that can check an answer (sudoku, maze); " .. task.name .. " has no check")

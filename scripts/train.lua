@@ -11,90 +11,78 @@ local cli = require "hrm.cli"
 
 local PROG = "train.lua"
 
-local HELP = [[
-usage: hrm scripts/train.lua [options]
-
-Train a Hierarchical Reasoning Model. The run directory receives config.json, metrics.jsonl
-(one JSON object per log/eval line), last.hrm and best.hrm; plot it with scripts/plot.lua.
-
-task and model
-  --task NAME|FILE        sudoku (default), maze, arc, or the path of an adapter .lua file
-  --size N                board size variant (sudoku 4/6/9/16, maze n) through task.new{size=N}
-  --arch NAME|FILE        model: hrm (default), trm, trm_mlp (TRM with token mixing),
-                          transformer (the TRM repository's baseline), or a model file's path
-  --config NAME|FILE      model size preset tiny (default), small, hrm_v1 (the arch's reference
-                          size), or a Lua file returning config overrides (reference field names)
-  --set KEY=VALUE         override one config field, e.g. --set halt_max_steps=8 (repeatable)
-  --device cpu|cuda       where the model runs (default cpu)
-  --threads N             CPU threads
-
-training data (one of)
-  --generate N            N generated puzzles (sudoku, maze, or an adapter with generate)
-    --blanks A-B          sudoku: blank cells per puzzle (e.g. 20-40)
-    --min-path N          maze: shortest path length of at least N moves
-    --gen KEY=VALUE       any other generator option (repeatable; A-B gives {A, B})
-  --csv FILE              puzzles from a CSV file (sudoku, maze)
-  --arc PATH              ARC: a challenges JSON file, a single-task JSON, or a directory with
-                          arc-agi_*_challenges.json (subsets from --arc-subsets) or task files
-  --arc-subsets LIST      ARC subsets in a directory (default training,evaluation,concept)
-  --data DIR              a reference dataset directory (DIR/train, DIR/test with dataset.json)
-  --hrmd FILE             an .hrmd dataset file
-  --aug N                 augmented copies per puzzle (sudoku: N, maze: N > 0 = the 8 dihedral
-                          variants, arc: N colour/dihedral variants, default 8)
-  --limit N               read at most N puzzles (CSV rows, ARC tasks per file)
-
-evaluation
-  --eval-csv FILE         held-out puzzles from a CSV file
-  --eval-generate N       N held-out generated puzzles (default with --generate: N/10, 32..256)
-  --eval-hrmd FILE        held-out .hrmd dataset
-  --no-eval               no evaluation
-  --eval-every N          evaluate (and checkpoint) every N steps (default: steps/10)
-  --eval-batch N          evaluation batch size (default: --batch)
-  --best METRIC           metric choosing best.hrm (default exact_accuracy; SET/METRIC allowed)
-
-optimisation
-  --steps N | --epochs N  length of the run (default 1000 steps)
-  --batch N               rows per micro-batch (default 32)
-  --accumulate K          micro-batches per optimizer step, each with its own carry (default 1)
-  --lr X                  learning rate (default 1e-4)
-  --puzzle-emb-lr X       puzzle embedding learning rate (default 1e-2)
-  --weight-decay X        AdamATan2 weight decay (default 0.1)
-  --puzzle-emb-weight-decay X   (default 0.1)
-  --beta1 X, --beta2 X    (default 0.9, 0.95)
-  --warmup N              linear warmup steps (default min(2000, steps/10))
-  --min-ratio R           cosine floor as a fraction of the rate (default 1: constant)
-  --ema D                 keep an EMA of the weights with decay D (e.g. 0.999), used for evals
-  --curriculum FILE       a Lua file returning function(step, metrics, ctx) (see
-                          scripts/curricula/sudoku_blanks.lua)
-  --seed N                data and model seed (default 0)
-
-run
-  --run DIR               run directory (default runs/<task>-<date>-<time>)
-  --resume PATH           continue a run from its last.hrm (or a run directory) exactly
-  --log-every N           log line interval (default 10)
-  --plain                 plain log lines even on a terminal
-  --quiet                 no output but errors
-  --help                  this text
-
-exit status: 0 done, 1 error, 130 interrupted (Ctrl-C; the last complete step is saved)
-]]
+local SPEC = {
+   usage = "hrm scripts/train.lua [options]",
+   description = "Train a Hierarchical Reasoning Model. The run directory receives config.json, metrics.jsonl " ..
+                 "(one JSON object per log/eval line), last.hrm and best.hrm; plot it with scripts/plot.lua.",
+   epilog = "exit status: 0 done, 1 error, 130 interrupted (Ctrl-C; the last complete step is saved)",
+   strict_ranges = true,
+   { "task and model",
+      { "--task NAME|FILE", "str", "sudoku (default), maze, arc, or the path of an adapter .lua file" },
+      { "--size N", "int", "board size variant (sudoku 4/6/9/16, maze n) through task.new{size=N}" },
+      { "--arch NAME|FILE", "str", "model: hrm (default), trm, trm_mlp (TRM with token mixing), transformer " ..
+                                   "(the TRM repository's baseline), or a model file's path" },
+      { "--config NAME|FILE", "str", "model size preset tiny (default), small, hrm_v1 (the arch's reference " ..
+                                     "size), or a Lua file returning config overrides (reference field names)" },
+      { "--set KEY=VALUE", "list", "override one config field, e.g. --set halt_max_steps=8 (repeatable)" },
+      { "--device cpu|cuda", "str", "where the model runs (default cpu)" },
+      { "--threads N", "int", "CPU threads" },
+   },
+   { "training data (one of)",
+      { "--generate N", "int", "N generated puzzles (sudoku, maze, or an adapter with generate)" },
+      { "--blanks A-B", "range", "with --generate, sudoku: blank cells per puzzle (e.g. 20-40)" },
+      { "--min-path N", "int", "with --generate, maze: shortest path length of at least N moves" },
+      { "--gen KEY=VALUE", "list", "with --generate: any other generator option (repeatable; A-B gives {A, B})" },
+      { "--csv FILE", "str", "puzzles from a CSV file (sudoku, maze)" },
+      { "--arc PATH", "str", "ARC: a challenges JSON file, a single-task JSON, or a directory with " ..
+                             "arc-agi_*_challenges.json (subsets from --arc-subsets) or task files" },
+      { "--arc-subsets LIST", "str", "ARC subsets in a directory (default training,evaluation,concept)" },
+      { "--data DIR", "str", "a reference dataset directory (DIR/train, DIR/test with dataset.json)" },
+      { "--hrmd FILE", "str", "an .hrmd dataset file" },
+      { "--aug N", "int0", "augmented copies per puzzle (sudoku: N, maze: N > 0 = the 8 dihedral variants, " ..
+                           "arc: N colour/dihedral variants, default 8)" },
+      { "--limit N", "int", "read at most N puzzles (CSV rows, ARC tasks per file)" },
+   },
+   { "evaluation",
+      { "--eval-csv FILE", "str", "held-out puzzles from a CSV file" },
+      { "--eval-generate N", "int", "N held-out generated puzzles (default with --generate: N/10, 32..256)" },
+      { "--eval-hrmd FILE", "str", "held-out .hrmd dataset" },
+      { "--no-eval", "flag", "no evaluation" },
+      { "--eval-every N", "int", "evaluate (and checkpoint) every N steps (default: steps/10)" },
+      { "--eval-batch N", "int", "evaluation batch size (default: --batch)" },
+      { "--best METRIC", "str", "metric choosing best.hrm (default exact_accuracy; SET/METRIC allowed)" },
+   },
+   { "optimisation",
+      { "--steps N", "int", "length of the run in optimizer steps (default 1000)" },
+      { "--epochs N", "num", "length of the run in passes over the data (instead of --steps)" },
+      { "--batch N", "int", "rows per micro-batch (default 32)" },
+      { "--accumulate K", "int", "micro-batches per optimizer step, each with its own carry (default 1)" },
+      { "--lr X", "num", "learning rate (default 1e-4)" },
+      { "--puzzle-emb-lr X", "num", "puzzle embedding learning rate (default 1e-2)" },
+      { "--weight-decay X", "num", "AdamATan2 weight decay (default 0.1)" },
+      { "--puzzle-emb-weight-decay X", "num", "puzzle embedding weight decay (default 0.1)" },
+      { "--beta1 X", "num", "AdamATan2 beta1 (default 0.9)" },
+      { "--beta2 X", "num", "AdamATan2 beta2 (default 0.95)" },
+      { "--warmup N", "int0", "linear warmup steps (default min(2000, steps/10))" },
+      { "--min-ratio R", "num", "cosine floor as a fraction of the rate (default 1: constant)" },
+      { "--ema D", "num", "keep an EMA of the weights with decay D (e.g. 0.999), used for evals" },
+      { "--curriculum FILE", "str", "a Lua file returning function(step, metrics, ctx) " ..
+                                    "(see scripts/curricula/sudoku_blanks.lua)" },
+      { "--seed N", "int0", "data and model seed (default 0)" },
+   },
+   { "run",
+      { "--run DIR", "str", "run directory (default runs/<task>-<date>-<time>)" },
+      { "--resume PATH", "str", "continue a run from its last.hrm (or a run directory) exactly; without " ..
+                                "data options, with the options the run was started with" },
+      { "--log-every N", "int", "log line interval (default 10)" },
+      { "--plain", "flag", "plain log lines even on a terminal" },
+      { "--quiet", "flag", "no output but errors" },
+   },
+}
 
 local function die(msg) cli.die(PROG, msg) end
 
 -- ---- arguments ----------------------------------------------------------------------------------
-
-local KINDS = {
-   task = "str", size = "int", config = "str", arch = "str", set = "list", device = "str", threads = "int",
-   generate = "int", blanks = "range", ["min-path"] = "int", gen = "list", csv = "str", arc = "str",
-   ["arc-subsets"] = "str", data = "str", hrmd = "str", aug = "int0", limit = "int",
-   ["eval-csv"] = "str", ["eval-generate"] = "int", ["eval-hrmd"] = "str", ["no-eval"] = "flag",
-   ["eval-every"] = "int", ["eval-batch"] = "int", best = "str",
-   steps = "int", epochs = "num", batch = "int", accumulate = "int", lr = "num",
-   ["puzzle-emb-lr"] = "num", ["weight-decay"] = "num", ["puzzle-emb-weight-decay"] = "num",
-   beta1 = "num", beta2 = "num", warmup = "int0", ["min-ratio"] = "num", ema = "num",
-   curriculum = "str", seed = "int0", run = "str", resume = "str", ["log-every"] = "int",
-   plain = "flag", quiet = "flag", help = "flag",
-}
 
 local function pairs_table(list, what) return cli.pairs_table(PROG, list, what) end
 local exists, is_dir = cli.exists, cli.is_dir
@@ -106,25 +94,8 @@ end
 -- ---- data ------------------------------------------------------------------------------------------
 
 local function arc_tasks(task, path, a)
-   local files = {}
-   if is_dir(path) then
-      local subsets = a["arc-subsets"] or "training,evaluation,concept"
-      for sub in subsets:gmatch("[^,%s]+") do
-         local f = string.format("%s/arc-agi_%s_challenges.json", path, sub)
-         if exists(f) then files[#files + 1] = f end
-      end
-      if #files == 0 then
-         local p = io.popen("ls -1 '" .. path:gsub("'", "'\\''") .. "' 2>/dev/null")
-         for name in p:lines() do
-            if name:match("%.json$") and not name:match("_solutions%.json$") then files[#files + 1] = path .. "/" .. name end
-         end
-         p:close()
-      end
-      if #files == 0 then die("--arc: no ARC JSON files in " .. path) end
-   else
-      need_file(path, "--arc")
-      files[1] = path
-   end
+   local files, ferr = task.files(path, a["arc-subsets"])
+   if not files then die("--arc: " .. ferr) end
    local tasks = {}
    for _, f in ipairs(files) do
       local list, err = task.load(f, { limit = a.limit })
@@ -141,14 +112,14 @@ local function generate(task, n, seed, a)
    if a.blanks then gopts.blanks = a.blanks end
    if a["min-path"] then gopts.min_path = a["min-path"] end
    local ok, list, err = pcall(task.generate, n, gopts)
-   if not ok then die(tostring(list):gsub("^.-:%d+: ", "")) end
+   if not ok then die(cli.clean(list)) end
    if not list then die(err) end
    return list
 end
 
 local function arrays_of(task, dopts)
    local ok, arrays, err = pcall(task.dataset, dopts)
-   if not ok then die(tostring(arrays):gsub("^.-:%d+: ", "")) end
+   if not ok then die(cli.clean(arrays)) end
    if not arrays then die(err) end
    return arrays
 end
@@ -228,6 +199,12 @@ end
 
 local function model_config(a, meta)
    local over = pairs_table(a.set, "set")
+   local defaults = hrm.config.preset("tiny")
+   for k, v in pairs(over) do
+      if type(defaults[k]) == "number" and type(v) ~= "number" then
+         die(string.format("--set %s=%s: %s expects a number", k, tostring(v), k))
+      end
+   end
    over.vocab_size, over.seq_len = meta.vocab_size, meta.seq_len
    over.num_puzzle_identifiers = meta.num_puzzle_identifiers or 1
    for k, v in pairs(cli.arch_of(PROG, a)) do if over[k] == nil then over[k] = v end end
@@ -245,8 +222,25 @@ local function model_config(a, meta)
       for k, v in pairs(over) do t[k] = v end
       ok, cfg = pcall(hrm.config.complete, t)
    end
-   if not ok then die((tostring(cfg):gsub("^.-:%d+: ", ""))) end
+   if not ok then die(cli.clean(cfg)) end
    return cfg
+end
+
+-- ---- resume ----------------------------------------------------------------------------------------------
+
+-- --resume PATH without a data option: the command line the run was started with (config.json's
+-- meta.args), then this one, whose options win.
+local function resumed_args(path, argv)
+   if not exists(path) then die("--resume: no such file or run directory: " .. path) end
+   local dir = is_dir(path) and path or (path:match("^(.*)/[^/]*$") or ".")
+   local cfg, err = require("hrm.fs").read_json(dir .. "/config.json")
+   if not cfg then die("--resume: cannot read the run's options: " .. tostring(err)) end
+   local saved = type(cfg.meta) == "table" and cfg.meta.args
+   if type(saved) ~= "table" then die("--resume: " .. dir .. "/config.json holds no command line; give the data options again") end
+   local args = {}
+   for _, s in ipairs(saved) do args[#args + 1] = s end
+   for _, s in ipairs(argv) do args[#args + 1] = s end
+   return args
 end
 
 -- ---- main ------------------------------------------------------------------------------------------------
@@ -256,13 +250,16 @@ local function main(argv)
    -- and stop: writes then fail quietly (EPIPE) instead of killing hrm before its save or its
    -- exit status (130).
    hrm.C.hrm_sigpipe_ignore(1)
-   local a = cli.parse(PROG, argv, KINDS, { strict_ranges = true })
-   if a.help then io.stdout:write(HELP) os.exit(0) end
+   local a = cli.parse(PROG, argv, SPEC)
+   if a.resume and not (a.generate or a.csv or a.arc or a.data or a.hrmd) then
+      argv = resumed_args(a.resume, argv)
+      a = cli.parse(PROG, argv, SPEC)
+   end
    a.seed = a.seed or 0
    if a.threads then hrm.set_threads(a.threads) end
    if a.device then
       local ok, err = pcall(hrm.set_default_device, a.device)
-      if not ok then die((tostring(err):gsub("^.-:%d+: ", ""))) end
+      if not ok then die(cli.clean(err)) end
    end
    if a.steps and a.epochs then die("give --steps or --epochs, not both") end
    if a.ema and (a.ema <= 0 or a.ema >= 1) then die("--ema expects a decay in (0, 1), got " .. a.ema) end
@@ -271,7 +268,7 @@ local function main(argv)
       if a[b] and a[b] >= 1 then die("--" .. b .. " expects a number in [0, 1)") end
    end
    local task_name = a.task or "sudoku"
-   local task, terr = train.task(task_name, { size = a.size })
+   local task, terr = require("tasks.registry").load(task_name, { size = a.size })
    if not task then die(terr) end
    local curriculum
    if a.curriculum then
@@ -313,7 +310,9 @@ local function main(argv)
    run_dir = run_dir or string.format("runs/%s-%s", task.name, os.date("%Y%m%d-%H%M%S"))
    local has_eval = next(evals) ~= nil
 
-   local model = hrm.Model(cfg, { seed = a.seed })
+   local mok, model = pcall(hrm.Model, cfg, { seed = a.seed })
+   if not mok and cli.debug then error(model, 0) end
+   if not mok then die((#a.set > 0 and "--set: " or "") .. cli.clean(model)) end
    local opt = hrm.optim.AdamATan2(model, {
       lr = a.lr or 1e-4, puzzle_emb_lr = a["puzzle-emb-lr"] or 1e-2, weight_decay = a["weight-decay"] or 0.1,
       puzzle_emb_weight_decay = a["puzzle-emb-weight-decay"] or 0.1, betas = { a.beta1 or 0.9, a.beta2 or 0.95 },
@@ -349,4 +348,4 @@ local function main(argv)
    if res.interrupted then os.exit(130) end
 end
 
-main({ ... })
+cli.main(PROG, main, { ... })

@@ -23,7 +23,7 @@ end
 
 local tmpdir = os.tmpname()
 os.remove(tmpdir)
-assert(os.execute("mkdir -p " .. tmpdir))
+assert(require("hrm.fs").mkdir_p(tmpdir))
 local function tmp(name) return tmpdir .. "/" .. name end
 
 local function read_bytes(path)
@@ -346,6 +346,32 @@ describe("model:save and hrm.Model.load", function()
       assert(checkpoint.save(tmp("full2.hrm"), { model = m, optim = o, carry = c }))
       local m2 = assert(hrm.Model.load(tmp("full2.hrm")))
       assert.is_true(same_tensors(m:tensor("model.inner.H_init"), m2:tensor("model.inner.H_init")))
+   end)
+
+   it("load from a run directory (best.hrm, else last.hrm) with the run's step, extra and config", function()
+      local m, o, c = trained()
+      local run = tmp("run")
+      assert(require("hrm.fs").mkdir_p(run))
+      assert(require("hrm.fs").write_json(run .. "/config.json", { model = m:config() }))
+      local shadow = m:tensor("model.inner.H_init"):clone():fill(0.25)
+      assert(checkpoint.save(run .. "/last.hrm", { model = m, optim = o, carry = c, step = 7,
+                                                   extra = { ema = { decay = 0.9 } },
+                                                   tensors = { ["ema.model.inner.H_init"] = shadow } }))
+      local m2, info = assert(hrm.Model.load(run))
+      assert.equal(run .. "/last.hrm", info.path)
+      assert.equal(7, info.step)
+      assert.equal(0.9, info.extra.ema.decay)
+      assert.equal(m:config().hidden_size, info.run_config.model.hidden_size)
+      assert.is_true(same_tensors(m:tensor("model.inner.H_init"), m2:tensor("model.inner.H_init")))
+      local m3 = assert(hrm.Model.load(run, { ema = true }))
+      assert.is_true(same_tensors(shadow, m3:tensor("model.inner.H_init")))
+      -- a .safetensors file takes its config from the run's config.json beside it
+      assert(m:save_safetensors(run .. "/w.safetensors"))
+      local m4 = assert(hrm.Model.load(run .. "/w.safetensors"))
+      assert.is_true(same_tensors(m:tensor("model.inner.H_init"), m4:tensor("model.inner.H_init")))
+      local none, err = hrm.Model.load(tmp("model.hrm"), { ema = true })
+      assert.is_nil(none)
+      assert.equal(tmp("model.hrm") .. ": the run kept no EMA of the weights", err)
    end)
 
    it("return nil and a message for a bad file, and raise on misuse", function()

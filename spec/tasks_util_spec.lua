@@ -55,7 +55,7 @@ describe("util.json_encode", function()
    it("round-trips through json_decode with sorted keys", function()
       local v = { z = { { 1, 2 }, { 3 } }, a = "q\"", m = 0.5 }
       local s = util.json_encode(v)
-      assert.equal('{"a": "q\\"", "m": 0.5, "z": [[1, 2], [3]]}', s)
+      assert.equal('{"a":"q\\"","m":0.5,"z":[[1,2],[3]]}', s)
       assert.same(v, util.json_decode(s))
    end)
 end)

@@ -5,7 +5,8 @@
 -- voting (count, then mean sigmoid(q_halt)), pass@K with HRM's all-or-nothing and the ARC Prize
 -- fractional task scores, and the submission JSON.
 -- Grids are { h, w, d = uint8_t[h*w] } (row-major, 0..9); arc.grid / arc.rows convert lists.
--- Does not: require `hrm`, list directories, or reproduce numpy's random streams.
+-- ARC file discovery (arc.files) lists directories through hrm.fs (LuaFileSystem).
+-- Does not: require the `hrm` engine, or reproduce numpy's random streams.
 
 local ffi = require "ffi"
 local util = require "tasks.util"
@@ -334,6 +335,29 @@ local function new(opts)
    end
 
    -- make_aug(tid, colors) -> aug = { tid, colors = [0..9] old -> new, inv_colors, name }
+   -- files(path [, subsets]) -> list of ARC JSON files | nil, err: path itself when it is a file;
+   -- in a directory its arc-agi_<subset>_challenges.json for the comma-separated subsets (default
+   -- "training,evaluation,concept"), else every *.json there that is not a *_solutions.json.
+   function A.files(path, subsets)
+      local fs = require "hrm.fs"
+      if not fs.is_dir(path) then
+         if not fs.exists(path) then return nil, "no such file: " .. path end
+         return { path }
+      end
+      local files = {}
+      for sub in (subsets or "training,evaluation,concept"):gmatch("[^,%s]+") do
+         local f = format("%s/arc-agi_%s_challenges.json", path, sub)
+         if fs.exists(f) then files[#files + 1] = f end
+      end
+      if #files == 0 then
+         for _, name in ipairs(fs.list(path) or {}) do
+            if name:match("%.json$") and not name:match("_solutions%.json$") then files[#files + 1] = path .. "/" .. name end
+         end
+      end
+      if #files == 0 then return nil, "no ARC JSON files in " .. path end
+      return files
+   end
+
    function A.make_aug(tid, colors)
       if type(tid) ~= "number" or tid < 0 or tid > 7 then error("arc.make_aug: tid must be 0..7", 2) end
       colors = colors or { [0] = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 }

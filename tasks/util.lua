@@ -1,5 +1,5 @@
 -- tasks/util.lua: helpers shared by the task adapters (tasks/sudoku.lua, maze.lua, arc.lua).
--- CSV reading that keeps every space, a small JSON decoder/encoder, a deterministic RNG
+-- CSV reading that keeps every space, JSON through hrm.fs, a deterministic RNG
 -- (xoshiro256** over uint64_t, seeded by splitmix64), permutations, the 8 dihedral index maps,
 -- a 64-bit FNV-1a hash, ANSI colour helpers and `build_arrays`, the one place that lays
 -- examples out in the reference's CSR arrays (HRM_SPEC §5.1).
@@ -11,7 +11,7 @@ local ffi = require "ffi"
 local bit = require "bit"
 
 local bxor, rshift, lshift, rol = bit.bxor, bit.rshift, bit.lshift, bit.rol
-local byte, sub, find, char, format = string.byte, string.sub, string.find, string.char, string.format
+local byte, sub, find, format = string.byte, string.sub, string.find, string.format
 local floor = math.floor
 
 local M = {}
@@ -149,225 +149,31 @@ function M.column_index(header, ...)
 end
 
 ---------------------------------------------------------------------------------------------
--- JSON (decoder for task files, encoder for submissions). Objects become Lua tables with
--- string keys, arrays become 1-based sequences, null becomes M.json_null.
+-- JSON for task files and submissions, through hrm.fs (dkjson): objects become Lua tables with
+-- string keys, arrays 1-based sequences, null M.json_null; encoding sorts object keys.
 
-M.json_null = setmetatable({}, { __tostring = function() return "null" end })
-
-local escapes = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
-
-local function utf8_char(cp)
-   if cp < 0x80 then return char(cp) end
-   if cp < 0x800 then return char(0xC0 + floor(cp / 64), 0x80 + cp % 64) end
-   if cp < 0x10000 then
-      return char(0xE0 + floor(cp / 4096), 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
-   end
-   return char(0xF0 + floor(cp / 262144), 0x80 + floor(cp / 4096) % 64, 0x80 + floor(cp / 64) % 64, 0x80 + cp % 64)
-end
-
-local function json_decode(str)
-   local pos = 1
-   local function fail(msg) error({ json = format("JSON: %s at byte %d", msg, pos) }) end
-   local function skip()
-      pos = find(str, "[^ \t\r\n]", pos) or #str + 1
-   end
-   local value
-   local function string_value()
-      local i, buf = pos + 1, nil
-      while true do
-         local j = find(str, '["\\]', i)
-         if not j then fail("unterminated string") end
-         if byte(str, j) == 34 then
-            pos = j + 1
-            if buf then
-               buf[#buf + 1] = sub(str, i, j - 1)
-               return table.concat(buf)
-            end
-            return sub(str, i, j - 1)
-         end
-         buf = buf or {}
-         buf[#buf + 1] = sub(str, i, j - 1)
-         local e = sub(str, j + 1, j + 1)
-         if e == "u" then
-            local cp = tonumber(sub(str, j + 2, j + 5), 16)
-            if not cp then fail("bad \\u escape") end
-            i = j + 6
-            if cp >= 0xD800 and cp < 0xDC00 and sub(str, i, i + 1) == "\\u" then
-               local lo = tonumber(sub(str, i + 2, i + 5), 16)
-               if lo and lo >= 0xDC00 and lo < 0xE000 then
-                  cp = 0x10000 + (cp - 0xD800) * 1024 + (lo - 0xDC00)
-                  i = i + 6
-               end
-            end
-            buf[#buf + 1] = utf8_char(cp)
-         else
-            local r = escapes[e]
-            if not r then fail("bad escape") end
-            buf[#buf + 1] = r
-            i = j + 2
-         end
-      end
-   end
-   function value()
-      skip()
-      local c = byte(str, pos)
-      if c == 91 then                                    -- [
-         local arr, n = {}, 0
-         pos = pos + 1
-         skip()
-         if byte(str, pos) == 93 then pos = pos + 1 return arr end
-         while true do
-            -- fast path for one-digit integers, the bulk of ARC files
-            local d = byte(str, pos)
-            if d and d >= 48 and d <= 57 then
-               local nx = byte(str, pos + 1)
-               if nx == 44 or nx == 93 or nx == 32 then
-                  n = n + 1
-                  arr[n] = d - 48
-                  pos = pos + 1
-               else
-                  n = n + 1
-                  arr[n] = value()
-               end
-            else
-               n = n + 1
-               arr[n] = value()
-            end
-            skip()
-            c = byte(str, pos)
-            if c == 44 then
-               pos = pos + 1
-               skip()
-            elseif c == 93 then
-               pos = pos + 1
-               return arr
-            else
-               fail("expected ',' or ']'")
-            end
-         end
-      elseif c == 123 then                               -- {
-         local obj = {}
-         pos = pos + 1
-         skip()
-         if byte(str, pos) == 125 then pos = pos + 1 return obj end
-         while true do
-            skip()
-            if byte(str, pos) ~= 34 then fail("expected a key") end
-            local k = string_value()
-            skip()
-            if byte(str, pos) ~= 58 then fail("expected ':'") end
-            pos = pos + 1
-            obj[k] = value()
-            skip()
-            c = byte(str, pos)
-            if c == 44 then
-               pos = pos + 1
-            elseif c == 125 then
-               pos = pos + 1
-               return obj
-            else
-               fail("expected ',' or '}'")
-            end
-         end
-      elseif c == 34 then
-         return string_value()
-      elseif c == 116 and sub(str, pos, pos + 3) == "true" then
-         pos = pos + 4
-         return true
-      elseif c == 102 and sub(str, pos, pos + 4) == "false" then
-         pos = pos + 5
-         return false
-      elseif c == 110 and sub(str, pos, pos + 3) == "null" then
-         pos = pos + 4
-         return M.json_null
-      else
-         local s, e = find(str, "^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-         if not s then fail("unexpected character") end
-         local v = tonumber(sub(str, s, e))
-         if not v then fail("bad number") end
-         pos = e + 1
-         return v
-      end
-   end
-   local ok, res = pcall(function()
-      local v = value()
-      skip()
-      if pos <= #str then fail("trailing characters") end
-      return v
-   end)
-   if ok then return res end
-   if type(res) == "table" and res.json then return nil, res.json end
-   error(res, 0)
-end
+local fs = require "hrm.fs"
+M.json_null = fs.null
 
 -- json_decode(text) -> value | nil, err
 function M.json_decode(text)
    if type(text) ~= "string" then error("json_decode: text must be a string", 2) end
-   return json_decode(text)
+   local v, err = fs.decode(text)
+   if v == nil then return nil, "JSON: " .. tostring(err) end
+   return v
 end
 
 -- read_json(path) -> value | nil, err
 function M.read_json(path)
    local text, err = M.read_file(path)
    if not text then return nil, err end
-   local v, jerr = json_decode(text)
+   local v, jerr = M.json_decode(text)
    if v == nil then return nil, path .. ": " .. jerr end
    return v
 end
 
-local function json_string(s)
-   return '"' .. s:gsub('[%c"\\]', function(c)
-      local r = ({ ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" })[c]
-      return r or format("\\u%04x", byte(c))
-   end) .. '"'
-end
-
-local function json_encode(v, out)
-   local t = type(v)
-   if v == nil or v == M.json_null then
-      out[#out + 1] = "null"
-   elseif t == "boolean" then
-      out[#out + 1] = tostring(v)
-   elseif t == "number" then
-      if v ~= v or v == math.huge or v == -math.huge then error("json_encode: non-finite number", 3) end
-      out[#out + 1] = (v == floor(v) and math.abs(v) < 2^53) and format("%d", v) or format("%.17g", v)
-   elseif t == "string" then
-      out[#out + 1] = json_string(v)
-   elseif t == "table" then
-      if v[1] ~= nil or next(v) == nil then
-         out[#out + 1] = "["
-         for i = 1, #v do
-            if i > 1 then out[#out + 1] = ", " end
-            json_encode(v[i], out)
-         end
-         out[#out + 1] = "]"
-      else
-         local keys = {}
-         for k in pairs(v) do
-            if type(k) ~= "string" then error("json_encode: object keys must be strings", 3) end
-            keys[#keys + 1] = k
-         end
-         table.sort(keys)
-         out[#out + 1] = "{"
-         for i, k in ipairs(keys) do
-            if i > 1 then out[#out + 1] = ", " end
-            out[#out + 1] = json_string(k)
-            out[#out + 1] = ": "
-            json_encode(v[k], out)
-         end
-         out[#out + 1] = "}"
-      end
-   else
-      error("json_encode: cannot encode a " .. t, 3)
-   end
-end
-
--- json_encode(value) -> string (object keys sorted; an empty table encodes as [])
-function M.json_encode(v)
-   local out = {}
-   json_encode(v, out)
-   return table.concat(out)
-end
+-- json_encode(value) -> string (object keys sorted)
+M.json_encode = fs.encode
 
 ---------------------------------------------------------------------------------------------
 -- RNG: xoshiro256** (Blackman & Vigna) seeded with splitmix64. Deterministic per seed.

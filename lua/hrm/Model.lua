@@ -412,7 +412,7 @@ end
 function Model:save_safetensors(path)
    if type(path) ~= "string" then fail(2, "save_safetensors: bad argument #1 (path): expected a string") end
    if C.hrm_params_save_safetensors(handle(self)._h, path) ~= 0 then
-      return nil, ffi.string(C.hrm_last_error())
+      return nil, require("hrm.errors").last()
    end
    return true
 end
@@ -420,13 +420,14 @@ end
 function Model:load_safetensors(path)
    if type(path) ~= "string" then fail(2, "load_safetensors: bad argument #1 (path): expected a string") end
    if C.hrm_params_load_safetensors(handle(self)._h, path) ~= 0 then
-      return nil, ffi.string(C.hrm_last_error())
+      return nil, require("hrm.errors").last()
    end
    return true
 end
 
--- model:save(path) / hrm.Model.load(path [, opts]): weights and config in a .hrm file
--- (hrm.checkpoint holds the format; whole training states go through hrm.checkpoint.save).
+-- model:save(path): weights and config in a .hrm file. hrm.Model.load(path [, opts]) -> model, info:
+-- the one way to load a model, from a run directory, a .hrm file (model file or training
+-- checkpoint) or a .safetensors file (hrm.checkpoint.load_model holds the rules).
 function Model:save(path) return require("hrm.checkpoint").save_model(self, path) end
 function Model.load(path, opts) return require("hrm.checkpoint").load_model(path, opts) end
 

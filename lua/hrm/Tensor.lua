@@ -6,6 +6,7 @@
 -- in place. Misuse raises a Lua error naming the argument; nothing here can crash the process.
 local ffi = require "ffi"
 local C = require "hrm.ffi"
+local errors = require "hrm.errors"
 local rng = require "hrm.rng"
 
 local Tensor = {}
@@ -27,7 +28,7 @@ local function fail(level, fmt, ...)
 end
 
 local function check(rc, level)
-   if rc ~= 0 then error(ffi.string(C.hrm_last_error()), (level or 1) + 1) end
+   if rc ~= 0 then error(errors.last(), (level or 1) + 1) end
 end
 
 local Ref -- the boxed-pointer ctype, set below once the metatable is complete

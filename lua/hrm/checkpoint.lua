@@ -18,7 +18,7 @@ local C = require "hrm.ffi"
 local Model = require "hrm.Model"
 local optim = require "hrm.optim"
 local rng = require "hrm.rng"
-local json = require "hrm.json"
+local fs = require "hrm.fs"
 local Tensor = require "hrm.Tensor"
 
 local M = {}
@@ -27,7 +27,7 @@ M.META_VERSION = 1  -- version of the meta layout below (the file format has its
 local OPTIM_TENSORS = { "m", "v", "t" }
 local EXTRA_PREFIX = "extra."  -- the caller's own tensors (state.tensors)
 
-local function c_error() return ffi.string(C.hrm_last_error()) end
+local c_error = require("hrm.errors").last
 
 -- Runtime failures inside load are raised as tables and turned into nil, err at the top.
 local Failure = {}
@@ -78,8 +78,6 @@ end
 
 -- ---- plain values <-> JSON values (sampler states may hold 64-bit cdata) ------------------------
 
-local array_mt, object_mt = getmetatable(json.array()), getmetatable(json.object())
-
 local function to_json(v, path, depth)
    local tv = type(v)
    if tv == "cdata" then
@@ -98,13 +96,13 @@ local function to_json(v, path, depth)
       local t = {}
       for k, x in pairs(v) do t[k] = to_json(x, path .. "." .. tostring(k), depth + 1) end
       local mt = getmetatable(v)
-      return setmetatable(t, (mt == array_mt or mt == object_mt) and mt or nil)
+      return setmetatable(t, mt and mt.__jsontype and mt or nil)
    end
    return v
 end
 
 local function from_json(v, path)
-   if type(v) ~= "table" or v == json.null then return v end
+   if type(v) ~= "table" or v == fs.null then return v end
    local k1, x1 = next(v)
    if k1 ~= nil and next(v, k1) == nil and type(k1) == "string" and k1:sub(1, 1) == "$" then
       if k1 == "$u64" then return u64_parse(x1, path) end
@@ -126,7 +124,7 @@ end
 local function is_model(m) return getmetatable(m) == Model and rawget(m, "store") ~= nil end
 
 local function write(path, meta, names, tensors)
-   local ok, text = pcall(json.encode, meta)
+   local ok, text = pcall(fs.encode, meta)
    if not ok then error("checkpoint.save: cannot store the state as JSON: " .. tostring(text), 3) end
    local n = #names
    local cnames = ffi.new("const char *[?]", math.max(n, 1))
@@ -184,7 +182,7 @@ function M.save(path, state)
       if type(carries) ~= "table" then
          error("checkpoint.save: state.carry must be a carry or a list of carries", 2)
       end
-      meta.carries = json.array()
+      meta.carries = fs.array()
       for k, c in ipairs(carries) do
          if getmetatable(c) ~= Model.Carry or c.model ~= model then
             error(string.format("checkpoint.save: carry %d is not a carry of state.model", k), 2)
@@ -262,7 +260,7 @@ local function read_into(f, t, name)
 end
 
 local function read_meta(f, path)
-   local meta, err = json.decode(ffi.string(C.hrm_checkpoint_meta(f)))
+   local meta, err = fs.decode(ffi.string(C.hrm_checkpoint_meta(f)))
    if meta == nil then fail("'%s': its meta is not readable: %s", path, err) end
    if type(meta) ~= "table" or meta.hrm_checkpoint == nil then
       fail("'%s' is an .hrm file without hrm.checkpoint's meta (no 'hrm_checkpoint' field)", path)
@@ -433,9 +431,9 @@ local function load_state(f, path, opts)
 end
 
 local function guarded(fn, f, ...)
-   local ok, res = pcall(fn, f, ...)
+   local ok, res, res2 = pcall(fn, f, ...)
    close(f)
-   if ok then return res end
+   if ok then return res, res2 end
    if getmetatable(res) == Failure then return nil, res.msg end
    error(res, 0)
 end
@@ -523,19 +521,62 @@ function M.load_weights(model, path)
    end, f)
 end
 
--- hrm.Model.load(path [, {device = ...}]) -> model | nil, err. Reads a model file or the model of
--- a full training checkpoint.
+-- hrm.Model.load(path [, {device, config, ema}]) -> model, info | nil, err: the one way to load a
+-- model. path: a run directory (its best.hrm, else last.hrm), a .hrm file (a model file or a whole
+-- training checkpoint) or a .safetensors file (config from opts.config, else the run's config.json
+-- beside it). opts.ema: the checkpoint's EMA weights instead of the trained ones.
+-- info = {path, run_dir, run_config (the run's config.json), step, extra (the checkpoint's)}.
 function M.load_model(path, opts)
    if type(path) ~= "string" or path == "" then
       error("Model.load: bad argument #1 (path): expected a file name, got " .. tostring(path), 2)
    end
    opts = opts or {}
+   if type(opts) ~= "table" then error("Model.load: bad argument #2 (opts): expected a table", 2) end
+   local info = {}
+   if fs.is_dir(path) then
+      info.run_dir = path
+      if fs.exists(path .. "/best.hrm") then path = path .. "/best.hrm"
+      elseif fs.exists(path .. "/last.hrm") then path = path .. "/last.hrm"
+      else return nil, "no best.hrm or last.hrm in " .. path end
+   elseif not fs.exists(path) then
+      return nil, "no such file: " .. path
+   end
+   info.path = path
+   local cfg_path = (path:match("^(.*)/[^/]*$") or ".") .. "/config.json"
+   if fs.exists(cfg_path) then
+      local c, err = fs.read_json(cfg_path)
+      if not c then return nil, err end
+      info.run_config = c
+   end
+   if path:match("%.safetensors$") then
+      local cfg = opts.config or (info.run_config and info.run_config.model)
+      if type(cfg) ~= "table" then
+         return nil, "a .safetensors file needs a model config\n---> HINT: pass --config (a preset or a Lua file) " ..
+                     "or keep the run's config.json beside it"
+      end
+      if opts.ema then return nil, path .. ": EMA weights are kept in .hrm checkpoints, not in .safetensors files" end
+      local clean = {}
+      for k, v in pairs(cfg) do if v ~= fs.null then clean[k] = v end end
+      local ok, model = pcall(Model, clean, { device = opts.device })
+      if not ok then return nil, require("hrm.errors").clean(model) end
+      local lok, lerr = model:load_safetensors(path)
+      if not lok then return nil, lerr end
+      return model, info
+   end
    local f, err = open(path)
    if not f then return nil, err end
    return guarded(function(file)
-      return build_model(file, read_meta(file, path), path, opts)
+      local meta = read_meta(file, path)
+      local model = build_model(file, meta, path, opts)
+      info.step = meta.step
+      if meta.extra ~= nil then info.extra = from_json(meta.extra, "extra") end
+      if opts.ema then
+         local t, eerr = require("hrm.train.ema").weights(info.extra, read_extra_tensors(file), path)
+         if not t then fail("%s", eerr) end
+         for name, v in pairs(t) do model:tensor(name):copy(v) end
+      end
+      return model, info
    end, f)
 end
-
 
 return M

@@ -1,10 +1,12 @@
--- hrm.cli — helpers shared by the command-line scripts (scripts/train.lua, eval.lua, solve.lua).
+-- hrm.cli — helpers shared by the command-line scripts (scripts/train.lua, eval.lua, solve.lua, ...).
 --
--- An option parser driven by a table of option kinds, KEY=VALUE lists, file tests, error messages
--- without their "file:line: " prefix, and loading a checkpoint's model and task. User errors go
--- through M.die: one line "PROG: message" on stderr and exit status 1.
--- Does not: print help texts or check option combinations; the scripts do.
-local train = require "hrm.train"
+-- Option parsing with lua-argparse from a table of options (name, kind, description) that also
+-- makes the --help text, KEY=VALUE lists, file tests, error messages without their "file:line: "
+-- prefix, and a checkpoint's model with the task it fits. User errors go through M.die: one line
+-- "PROG: message" on stderr and exit status 1.
+-- Does not: check option combinations; the scripts do.
+local argparse = require "argparse"
+local fs = require "hrm.fs"
 
 local M = {}
 
@@ -17,89 +19,126 @@ function M.die(prog, msg)
    os.exit(1)
 end
 
--- An error message without its leading "file:line: ".
-function M.clean(msg) return (tostring(msg):gsub("^[^\n]-:%d+: ", "")) end
-
-function M.exists(p)
-   local f = io.open(p, "rb")
-   if f then f:close() return true end
-   return false
+-- main(prog, fn, argv): runs fn(argv) without a "--debug" argument; an error that escapes it is
+-- one line "prog: message" and exit status 1, unless --debug or HRM_DEBUG=1 asks for the traceback
+-- (M.debug is then true, for scripts that catch errors themselves).
+function M.main(prog, fn, argv)
+   local args, debug = {}, os.getenv("HRM_DEBUG") == "1"
+   for _, s in ipairs(argv) do
+      if s == "--debug" then debug = true else args[#args + 1] = s end
+   end
+   M.debug = debug
+   if debug then return fn(args) end
+   local ok, err = pcall(fn, args)
+   if not ok then M.die(prog, M.clean(err) .. "\n---> HINT: --debug (or HRM_DEBUG=1) shows the traceback") end
 end
 
-function M.is_dir(p)
-   local r = os.execute("test -d '" .. p:gsub("'", "'\\''") .. "'")
-   return r == 0 or r == true
-end
+-- An error message without its leading "file:line: " (hrm.errors loads the engine only when needed,
+-- so that scripts without it, such as bench_tasks.lua under plain LuaJIT, can parse options).
+function M.clean(msg) return require("hrm.errors").clean(msg) end
+M.exists, M.is_dir = fs.exists, fs.is_dir
 
--- The value of option --name of kind `kind` given as the string v. Kinds: str, list (kept as
--- strings), range (N or A-B -> {A, B}), num (a finite number >= 0), int (>= 1), int0 (>= 0).
-local function convert(prog, name, kind, v, strict_ranges)
+-- The value of option --name of kind `kind` given as the string v, or nil and the message. Kinds:
+-- str, list (kept as strings), range (N or A-B -> {A, B}), num (a finite number >= 0), int (>= 1),
+-- int0 (>= 0).
+local function convert(name, kind, v, strict_ranges)
    if kind == "str" or kind == "list" then return v end
    if kind == "range" then
       local a, b = v:match("^(%d+)%-(%d+)$")
       if a then
          a, b = tonumber(a), tonumber(b)
          if a <= b then return { a, b } end
-         if strict_ranges then M.die(prog, string.format("--%s expects A-B with A <= B, got '%s'", name, v)) end
+         if strict_ranges then return nil, string.format("--%s expects A-B with A <= B, got '%s'", name, v) end
       end
       if v:match("^%d+$") then return tonumber(v) end
-      M.die(prog, string.format("--%s expects a number or a range A-B, got '%s'", name, v))
+      return nil, string.format("--%s expects a number or a range A-B, got '%s'", name, v)
    end
    local n = tonumber(v)
    if kind == "num" then
       if not n or n ~= n or n < 0 or n == math.huge then
-         M.die(prog, string.format("--%s expects a number >= 0, got '%s'", name, v))
+         return nil, string.format("--%s expects a number >= 0, got '%s'", name, v)
       end
       return n
    end
    local lo = kind == "int0" and 0 or 1
    if not n or n ~= math.floor(n) or n < lo or n > 2^53 then
-      M.die(prog, string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v))
+      return nil, string.format("--%s expects %s integer, got '%s'", name, lo == 0 and "a non-negative" or "a positive", v)
    end
    return n
 end
 
--- argv -> table of options by name (flags true, lists in order), `--name value` or `--name=value`,
--- "-h" for --help. kinds: name -> "flag" or a kind of convert. opts.positional: other arguments go
--- to the list .positional (else they are an error); opts.dash_is_option: with positional, an
--- argument starting with "-" (but "-") is an unknown option; opts.strict_ranges: a range A-B with
--- A > B has its own message.
-function M.parse(prog, argv, kinds, opts)
-   opts = opts or {}
-   local a = {}
-   for name, kind in pairs(kinds) do
-      if kind == "list" then a[name] = {} end
-   end
-   if opts.positional then a.positional = {} end
-   local i = 1
-   while i <= #argv do
-      local s = argv[i]
-      local name, value = s:match("^%-%-([%w%-]+)=(.*)$")
-      if not name then name = s:match("^%-%-([%w%-]+)$") end
-      if s == "-h" then name = "help" end
-      if not name then
-         if not opts.positional then M.die(prog, "unexpected argument '" .. s .. "' (see --help)") end
-         if opts.dash_is_option and s:sub(1, 1) == "-" and s ~= "-" then
-            M.die(prog, "unknown option " .. s .. " (see --help)")
-         end
-         a.positional[#a.positional + 1] = s
-      else
-         local kind = kinds[name]
-         if not kind then M.die(prog, "unknown option --" .. name .. " (see --help)") end
+-- The argparse parser of a command-line spec (see M.parse) -> parser, set of the options that take a value.
+local function build(spec)
+   local p = argparse():usage("usage: " .. spec.usage):add_help(false):help_max_width(100)
+   if spec.description then p:description(spec.description) end
+   if spec.epilog then p:epilog(spec.epilog) end
+   local takes_value = {}
+   for g, group in ipairs(spec) do
+      local members = {}
+      for k = 2, #group do
+         local o = group[k]
+         local flag, argname = o[1]:match("^(%S+)%s*(.*)$")
+         local name, kind = flag:match("^%-%-(.+)$"), o[2]
+         local el
          if kind == "flag" then
-            if value then M.die(prog, "--" .. name .. " takes no value") end
-            a[name] = true
+            el = p:flag(flag, o[3])
          else
-            if value == nil then
-               i = i + 1
-               value = argv[i]
-               if value == nil then M.die(prog, "--" .. name .. " needs a value") end
-            end
-            local v = convert(prog, name, kind, value, opts.strict_ranges)
-            if kind == "list" then a[name][#a[name] + 1] = v else a[name] = v end
+            el = p:option(flag, o[3]):argname(argname)
+                  :convert(function(v) return convert(name, kind, v, spec.strict_ranges) end)
+            if kind == "list" then el:count("*") end
+            takes_value[flag] = true
          end
+         members[#members + 1] = el:target(name)
       end
-      i = i + 1
+      if g == #spec then
+         members[#members + 1] = p:flag("--debug", "show the traceback of an unexpected error (also HRM_DEBUG=1)")
+         members[#members + 1] = p:flag("-h --help", "this text"):target("help")
+      end
+      p:group(group[1], unpack(members))
+   end
+   p:argument("positional"):args("*"):hidden(true)
+   return p, takes_value
+end
+
+-- argparse's messages in the scripts' words: the option first, "(see --help)" where it helps.
+local function reword(msg)
+   local opt, guess = msg:match("^unknown option '(.-)'\nDid you mean '(.-)'%?")
+   opt = opt or msg:match("^unknown option '(.-)'$")
+   if opt then
+      return "unknown option " .. opt .. (guess and guess:match("^%-%-") and " (did you mean " .. guess .. "? see --help)" or " (see --help)")
+   end
+   opt = msg:match("^option '(.-)' requires an argument$")
+   if opt then return opt .. " needs a value" end
+   opt = msg:match("^option '(.-)' does not take arguments$")
+   if opt then return opt .. " takes no value" end
+   return msg
+end
+
+-- The --help text of a spec.
+function M.help(spec) return build(spec):get_help() .. "\n" end
+
+-- parse(prog, argv, spec) -> table of options by name (flags true, lists in order, other
+-- arguments in the list .positional). spec: usage (after "usage: "), description, epilog,
+-- positional (true when the script takes arguments; else one is an error), strict_ranges (a
+-- range A-B with A > B has its own message), and the option groups in order: { title,
+-- { "--name ARG", kind, description }, ... } with the kinds of convert or "flag"; --debug and
+-- -h/--help join the last group. --help prints the text argparse makes of the spec and exits 0;
+-- an error is one line "prog: message" and exit status 1. `--name value` and `--name=value`
+-- both work, and a value may be a negative number ("--lr -1" is refused as a number, not as an
+-- unknown option -1).
+function M.parse(prog, argv, spec)
+   local p, takes_value = build(spec)
+   local args, i = {}, 1
+   while i <= #argv do
+      local s, value = argv[i], argv[i + 1]
+      if takes_value[s] and value and value:match("^%-[%d.]") then s, i = s .. "=" .. value, i + 1 end
+      args[#args + 1], i = s, i + 1
+   end
+   local ok, a = p:pparse(args)
+   if not ok then M.die(prog, reword(a)) end
+   if a.help then io.stdout:write(M.help(spec)) os.exit(0) end
+   if not spec.positional and a.positional[1] then
+      M.die(prog, "unexpected argument '" .. a.positional[1] .. "' (see --help)")
    end
    return a
 end
@@ -155,14 +194,14 @@ function M.config_of(prog, a, numbers_only)
    return cfg
 end
 
--- The model of checkpoint ckpt (config: M.config_of's, or nil; a.ema: its EMA weights) and the
--- task (a.task/a.size, else the run's) it must fit -> model, info, meta (the run's), task.
-function M.load_model(prog, ckpt, a, config)
-   local model, info = train.load_model(ckpt, { config = config, ema = a.ema })
+-- The model of checkpoint ckpt (hrm.Model.load; config: M.config_of's, or nil; a.ema: its EMA
+-- weights) and the task (a.task/a.size, else the run's) it must fit -> model, info, meta (the run's), task.
+function M.model_and_task(prog, ckpt, a, config)
+   local model, info = require("hrm.Model").load(ckpt, { config = config, ema = a.ema })
    if not model then M.die(prog, M.clean(info)) end
    local meta = info.run_config and type(info.run_config.meta) == "table" and info.run_config.meta or {}
    local task_name = a.task or meta.task_arg or meta.task or "sudoku"
-   local task, terr = train.task(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
+   local task, terr = require("tasks.registry").load(task_name, { size = a.size or (a.task == nil and meta.size or nil) })
    if not task then M.die(prog, terr) end
    local cfg = model:config()
    if cfg.seq_len ~= task.seq_len or cfg.vocab_size ~= task.vocab_size then

@@ -115,7 +115,7 @@ function M.to_c(cfg, level)
       vocab_size = cfg.vocab_size, seq_len = cfg.seq_len, loss = LOSS[cfg.loss],
    })
    if C.hrm_config_check(c) ~= 0 then
-      error((ffi.string(C.hrm_last_error()):gsub(" %(%S+:%d+%)$", "")), level)
+      error(require("hrm.errors").last(), level)
    end
    return c
 end

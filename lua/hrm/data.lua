@@ -25,7 +25,7 @@ local ERR_MEMORY = -5
 local ds_out = ffi.new("hrm_dataset *[1]")
 local sampler_out = ffi.new("hrm_sampler *[1]")
 
-local function last_error() return ffi.string(C.hrm_last_error()) end
+local last_error = require("hrm.errors").last
 
 local function fail(level, fmt, ...) error(string.format(fmt, ...), level + 1) end
 

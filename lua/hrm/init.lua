@@ -23,7 +23,7 @@ function hrm.set_threads(n)
    if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
       error("set_threads: bad argument #1 (n): expected a whole number >= 1, got " .. tostring(n), 2)
    end
-   if C.hrm_set_threads(n) ~= 0 then error(ffi.string(C.hrm_last_error()), 2) end
+   if C.hrm_set_threads(n) ~= 0 then error(require("hrm.errors").last(), 2) end
 end
 
 local default_device = "cpu"
@@ -43,7 +43,7 @@ function hrm.default_device() return default_device end
 local lazy = {
    repl = "hrm.repl", Model = "hrm.Model", config = "hrm.config", optim = "hrm.optim",
    schedule = "hrm.schedule", data = "hrm.data", checkpoint = "hrm.checkpoint",
-   train = "hrm.train", progress = "hrm.progress", viz = "hrm.viz", json = "hrm.json",
+   train = "hrm.train", progress = "hrm.progress", viz = "hrm.viz", fs = "hrm.fs",
    safetensors = "hrm.safetensors", nn = "hrm.nn", doc = "hrm.doc",
 }
 

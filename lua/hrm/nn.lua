@@ -16,6 +16,7 @@
 -- tape:reset(). `module:forward(out, ...)` writes into `out` and keeps nothing.
 local ffi = require "ffi"
 local C = require "hrm.ffi"
+local errors = require "hrm.errors"
 local Tensor = require "hrm.Tensor"
 
 local nn = {}
@@ -23,7 +24,7 @@ local nn = {}
 local function fail(level, fmt, ...) error(string.format(fmt, ...), level + 1) end
 
 local function check(rc, level)
-   if rc ~= 0 then error((ffi.string(C.hrm_last_error()):gsub(" %(%S+:%d+%)$", "")), (level or 1) + 1) end
+   if rc ~= 0 then error(errors.last(), (level or 1) + 1) end
 end
 
 local tensor_out = ffi.new("hrm_tensor *[1]")

@@ -6,6 +6,7 @@
 -- the arguments are absolute rates, and `lr` alone scales the puzzle rate by lr / base lr.
 local ffi = require "ffi"
 local C = require "hrm.ffi"
+local errors = require "hrm.errors"
 local Tensor = require "hrm.Tensor"
 
 local M = {}
@@ -44,7 +45,7 @@ local function make(kind, model, opts)
    cfg.puzzle_emb_weight_decay = number_opt(opts, "puzzle_emb_weight_decay", 0.1, fname)
    local out = ffi.new("hrm_optim *[1]")
    if C.hrm_optim_new(out, model.store._h, cfg) ~= 0 then
-      error(ffi.string(C.hrm_last_error()), 3)
+      error(errors.last(), 3)
    end
    return setmetatable({ _h = ffi.gc(out[0], C.hrm_optim_free), model = model, kind = kind,
                          lr = cfg.lr, puzzle_emb_lr = cfg.puzzle_emb_lr,
@@ -68,14 +69,14 @@ function Optim:step(lr, puzzle_emb_lr)
       error("step: learning rates must be numbers >= 0", 2)
    end
    if C.hrm_optim_step(self._h, lr, puzzle_emb_lr) ~= 0 then
-      error(ffi.string(C.hrm_last_error()), 2)
+      error(errors.last(), 2)
    end
 end
 
 -- A view of the optimizer state: "m", "v" (flat) or "t" (the step count).
 function Optim:tensor(name)
    local out = ffi.new("hrm_tensor *[1]")
-   if C.hrm_optim_tensor(out, self._h, name) ~= 0 then error(ffi.string(C.hrm_last_error()), 2) end
+   if C.hrm_optim_tensor(out, self._h, name) ~= 0 then error(errors.last(), 2) end
    return Tensor._wrap(out[0])
 end
 

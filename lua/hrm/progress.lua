@@ -1,10 +1,12 @@
 -- hrm.progress — a progress reporter for training runs and long evaluations.
 --
 -- On a terminal it keeps one live line, rewritten with "\r" at most `refresh` times a second:
--- step/total, a bar, ETA, samples/s, loss, accuracy, exact accuracy and mean ACT steps.
+-- step/total, a bar, ETA, samples/s, lm loss, exact accuracy, accuracy and mean ACT steps.
 -- Elsewhere (a pipe, a log file, TERM=dumb) it prints a plain line every `every` steps.
 -- p:print(line) writes a line above the live one (evaluation results, messages).
 -- Does not: read the model or compute metrics; callers pass numbers already normalised.
+local term = require "term"
+
 local M = {}
 
 local format, rep, floor = string.format, string.rep, math.floor
@@ -21,22 +23,18 @@ end
 M.clock = clock
 
 local tty_cache
--- is_tty() -> true when stdout is a terminal (TERM set, not "dumb", `test -t 1`); asked once.
+-- is_tty() -> true when stdout is a terminal (TERM set, not "dumb", lua-term's isatty); asked once.
 function M.is_tty()
    if tty_cache == nil then
-      local term = os.getenv("TERM")
-      if term == nil or term == "" or term == "dumb" then
-         tty_cache = false
-      else
-         local r = os.execute("test -t 1")
-         tty_cache = r == 0 or r == true
-      end
+      local name = os.getenv("TERM")
+      tty_cache = name ~= nil and name ~= "" and name ~= "dumb" and term.isatty(io.stdout) or false
    end
    return tty_cache
 end
 
 local columns_cache
--- columns() -> the terminal's width (tput), 100 when unknown; asked once.
+-- columns() -> the terminal's width (tput), 100 when unknown; asked once. `tput` is run because
+-- neither lua-term nor lua-system reports the terminal's width.
 function M.columns()
    if columns_cache == nil then
       columns_cache = tonumber(os.getenv("COLUMNS") or "")
@@ -69,9 +67,9 @@ end
 
 -- Metric fields shown after the time, in order.
 local FIELDS = {
-   { "loss", "loss", "%.4f", "%.3f" },   -- key, label, format (plain), format (live line)
-   { "accuracy", "acc", "%.3f", "%.3f" },
+   { "lm_loss", "lm_loss", "%.4f", "%.3f" },   -- key, label, format (plain), format (live line)
    { "exact_accuracy", "exact", "%.3f", "%.3f" },
+   { "accuracy", "acc", "%.3f", "%.3f" },
    { "steps", "steps", "%.2f", "%.1f" },
 }
 
@@ -149,7 +147,7 @@ function Progress:draw()
    self.last_draw = self.clock()
 end
 
--- p:update(step, values): values may hold loss, accuracy, exact_accuracy, steps (numbers) and
+-- p:update(step, values): values may hold lm_loss, exact_accuracy, accuracy, steps (numbers) and
 -- samples (samples processed since the previous update). Missing values keep their last ones.
 function Progress:update(step, values)
    if type(step) ~= "number" then error("progress.update: bad argument #1 (step): expected a number", 2) end

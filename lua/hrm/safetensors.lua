@@ -5,6 +5,7 @@
 -- The C reader validates the whole file (core/safetensors.c); tensors keep their stored dtype.
 local ffi = require "ffi"
 local C = require "hrm.ffi"
+local errors = require "hrm.errors"
 local Tensor = require "hrm.Tensor"
 
 local M = {}
@@ -12,13 +13,13 @@ local M = {}
 function M.load(path)
    if type(path) ~= "string" then error("safetensors.load: bad argument #1 (path): expected a string", 2) end
    local out = ffi.new("hrm_safetensors *[1]")
-   if C.hrm_safetensors_open(out, path) ~= 0 then return nil, ffi.string(C.hrm_last_error()) end
+   if C.hrm_safetensors_open(out, path) ~= 0 then return nil, errors.last() end
    local f = ffi.gc(out[0], C.hrm_safetensors_free)
    local tensors, names = {}, {}
    local t = ffi.new("hrm_tensor *[1]")
    for i = 0, C.hrm_safetensors_count(f) - 1 do
       local name = ffi.string(C.hrm_safetensors_name(f, i))
-      if C.hrm_safetensors_get(t, f, name) ~= 0 then return nil, ffi.string(C.hrm_last_error()) end
+      if C.hrm_safetensors_get(t, f, name) ~= 0 then return nil, errors.last() end
       tensors[name] = Tensor._wrap(t[0])
       names[#names + 1] = name
    end
@@ -45,7 +46,7 @@ function M.save(path, tensors)
       cnames[i - 1] = names[i]
       ctensors[i - 1] = tensors[k]:cdata()
    end
-   if C.hrm_safetensors_write(path, n, cnames, ctensors) ~= 0 then return nil, ffi.string(C.hrm_last_error()) end
+   if C.hrm_safetensors_write(path, n, cnames, ctensors) ~= 0 then return nil, errors.last() end
    return true
 end
 

@@ -402,13 +402,12 @@ end
 
 -- read_metrics(path) -> records (decoded lines of metrics.jsonl), skipped line count | nil, err
 function M.read_metrics(path)
-   local json = require "hrm.json"
    local f, err = io.open(path, "rb")
    if not f then return nil, err end
    local recs, skipped = {}, 0
    for line in f:lines() do
       if line:match("%S") then
-         local rec = json.decode(line)
+         local rec = require("hrm.fs").decode(line)
          if type(rec) == "table" and type(rec.step) == "number" then recs[#recs + 1] = rec
          else skipped = skipped + 1 end
       end

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test_scripts.sh — the programs scripts/train.lua, eval.lua, solve.lua and plot.lua as a user
-# meets them: --help, user errors (bad task, missing file, bad number, unknown option) giving one
-# clear line on stderr, no traceback and status 1, and a tiny end-to-end run (4x4 Sudoku, a
-# model of hidden size 16, a few steps) that trains, evaluates, solves and plots.
+# meets them: --help (made by argparse for these, demo.lua and the bench scripts), user errors (bad task, missing file, bad number or --set value, unknown
+# option; demo.lua's ranges) giving one clear line on stderr, no traceback and status 1 (--debug
+# and HRM_DEBUG=1 show it), and a tiny end-to-end run (4x4 Sudoku, a model of hidden size 16, a
+# few steps) that trains (lm_loss and exact accuracy first), resumes with --resume alone,
+# evaluates, solves and plots.
 # Usage: spec/sh/test_scripts.sh path/to/hrm   (ctest passes the built binary)
 set -u
 HRM=$(readlink -f "${1:?usage: test_scripts.sh path/to/hrm}")
@@ -38,11 +40,20 @@ S="$HRM scripts/solve.lua"
 P="$HRM scripts/plot.lua"
 
 # ---- --help ----------------------------------------------------------------------------------------
-for s in train eval solve plot; do
+# the text argparse makes from each script's options: usage first, every option, -h the same
+for s in train eval solve plot demo bench bench_step bench_checkpoint; do
    out=$("$HRM" scripts/$s.lua --help); rc=$?
    expect_out "$s --help status" "0" "$rc"
-   expect_has "$s --help usage" "usage: hrm scripts/$s.lua" "$out"
+   expect_out "$s --help usage" "usage: hrm scripts/$s.lua" "$(printf '%s\n' "$out" | head -1 | cut -d' ' -f1-3)"
+   expect_has "$s --help lists --help" "-h, --help" "$out"
+   expect_out "$s -h" "$out" "$("$HRM" scripts/$s.lua -h)"
 done
+out=$("$HRM" scripts/train.lua --help)
+for opt in "--task NAME|FILE" "--generate N" "--eval-every N" "--puzzle-emb-weight-decay X" "--resume PATH" "--debug"; do
+   expect_has "train --help lists $opt" "$opt" "$out"
+done
+expect_has "train --help exit status" "exit status: 0 done, 1 error, 130 interrupted" "$out"
+expect_has "solve --help --halt" "--halt max|q" "$("$HRM" scripts/solve.lua --help)"
 
 # ---- train.lua user errors ----------------------------------------------------------------------------
 user_error "train bad task" "unknown task 'chess'" $T --task chess --generate 10
@@ -53,6 +64,9 @@ user_error "train zero batch" "--batch expects a positive integer, got '0'" $T -
 user_error "train bad lr" "--lr expects a number >= 0, got 'fast'" $T --lr fast
 user_error "train bad blanks" "--blanks expects a number or a range A-B" $T --blanks 40-x
 user_error "train unknown option" "unknown option --nope" $T --nope
+user_error "train misspelt option" "unknown option --stesp (did you mean --steps? see --help)" $T --stesp 3
+user_error "train flag with a value" "--plain takes no value" $T --plain=yes
+user_error "train stray argument" "unexpected argument 'extra' (see --help)" $T extra
 user_error "train missing value" "--steps needs a value" $T --generate 4 --steps
 user_error "train no data" "no training data" $T --steps 3
 user_error "train bad preset" "--config: no such file: giant" $T --config giant --generate 4
@@ -60,6 +74,18 @@ user_error "train bad set" "unknown field 'hidden'" $T --task sudoku --size 4 --
 user_error "train bad ema" "--ema expects a decay in (0, 1)" $T --generate 4 --ema 2
 user_error "train missing curriculum" "--curriculum: no such file" $T --generate 4 --curriculum "$tmp/c.lua"
 user_error "train missing resume" "--resume: no such file" $T --generate 4 --resume "$tmp/x.hrm"
+TS="$T --task sudoku --size 4 --generate 8 --steps 1 --quiet --run $tmp/never"
+user_error "train set not a number" "--set hidden_size=abc: hidden_size expects a number" $TS --set hidden_size=abc
+user_error "train set out of range" "--set: config.halt_max_steps = 0 must be >= 1" $TS --set halt_max_steps=0
+user_error "demo blanks out of range" "--blanks expects A-B with 0 <= A <= B <= 16" "$HRM" scripts/demo.lua --blanks 70-80
+user_error "demo n zero" "--n expects a positive integer, got '0'" "$HRM" scripts/demo.lua --n 0
+user_error "demo unknown option" "unknown option --nope" "$HRM" scripts/demo.lua --nope
+user_error "bench bad steps" "--steps expects a positive integer, got 'x'" "$HRM" scripts/bench.lua --steps x
+user_error "plot unknown option" "unknown option -x" $P -x
+err=$(HRM_DEBUG=1 $TS --set halt_max_steps=0 2>&1)
+expect_has "HRM_DEBUG shows the traceback" "stack traceback" "$err"
+err=$($TS --set halt_max_steps=0 --debug 2>&1)
+expect_has "--debug shows the traceback" "stack traceback" "$err"
 
 # ---- a tiny run ------------------------------------------------------------------------------------------
 run="$tmp/run"
@@ -72,6 +98,21 @@ for f in config.json metrics.jsonl last.hrm best.hrm; do
    [ -f "$run/$f" ] && ok || bad "train run: no $f"
 done
 expect_out "metrics lines" "5" "$(wc -l < "$run/metrics.jsonl" | tr -d ' ')"
+expect_has "metrics lines lead with lm_loss and exact accuracy" '"metrics":{"lm_loss":' "$(head -1 "$run/metrics.jsonl")"
+expect_has "metrics lines lead with lm_loss and exact accuracy" ',"exact_accuracy":' "$(head -1 "$run/metrics.jsonl")"
+expect_has "progress lines lead with lm_loss" "lm_loss" "$(printf '%s\n' "$out" | grep '^train ' | head -1)"
+case "$(printf '%s\n' "$out" | grep '^train ' | head -1)" in *" loss "*) bad "progress shows the total loss" ;; *) ok ;; esac
+expect_has "eval lines name the set once" "eval step 3  lm_loss" "$out"
+case "$out" in *"eval eval"*) bad "eval eval in [$out]" ;; *) ok ;; esac
+ls "$run" | grep -q '^events\.out\.tfevents\.' && ok || bad "train run: no TensorBoard event file"
+
+# --resume alone continues from the run's own options; a truncated last.hrm is reported as such
+out=$($T --resume "$run" --steps 8 --plain 2>&1); rc=$?
+expect_out "resume alone status" "0" "$rc"
+expect_has "resume alone continues" "done: step 8" "$out"
+expect_has "resume alone keeps the task" "task sudoku4" "$out"
+cp -r "$run" "$tmp/cut" && head -c 3000 "$run/last.hrm" > "$tmp/cut/last.hrm"
+user_error "resume truncated" "the file is truncated or corrupt" $T --resume "$tmp/cut" --steps 10
 
 # ---- eval.lua ------------------------------------------------------------------------------------------------
 out=$($E "$run" --threads 1 2>&1); rc=$?

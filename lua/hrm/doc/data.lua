@@ -1,4 +1,4 @@
--- hrm.doc.data — API records of hrm.data, hrm.checkpoint, hrm.safetensors and hrm.json.
+-- hrm.doc.data — API records of hrm.data, hrm.checkpoint, hrm.safetensors and hrm.fs.
 -- Each record: { path | {paths}, signature, description, example } (see lua/hrm/doc.lua).
 return {
 { "hrm.data", "hrm.data", "The C dataset engine behind training: examples in the reference's layout (inputs, labels, puzzle identifiers, CSR puzzle and group indices), sampled into preallocated batches in C. Task adapters fill it (task:dataset{...}); .hrmd files and the reference's numpy folders load memory-mapped.", "local ds = require(\"tasks.sudoku\").new{size = 4}:dataset{generate = 100, seed = 1}\nprint(ds:size())" },
@@ -31,11 +31,13 @@ return {
 { "hrm.safetensors.load", "hrm.safetensors.load(path) -> {name = tensor}, names | nil, err", "All tensors of a file, and their names sorted.", 'local tensors, names = assert(hrm.safetensors.load("model.safetensors"))' },
 { "hrm.safetensors.save", "hrm.safetensors.save(path, {name = tensor}) -> true | nil, err", "Writes the tensors (atomically).", 'assert(hrm.safetensors.save("x.safetensors", {x = hrm.Tensor.ones(2)}))' },
 
--- hrm.json
-{ "hrm.json", "hrm.json", "JSON encoding and decoding for configs, metrics and run files.", 'print(hrm.json.encode({a = 1, b = {true, false}}))' },
-{ "hrm.json.encode", "hrm.json.encode(value [, opts]) -> string", "JSON text of a Lua value; functions, cycles and NaN are errors.", "print(hrm.json.encode({steps = 10}))" },
-{ "hrm.json.decode", "hrm.json.decode(text [, {null = value}]) -> value | nil, err", "A Lua value from JSON text; null becomes hrm.json.null (or opts.null).", 'local t = assert(hrm.json.decode("[1, 2]"))' },
-{ { "hrm.json.read", "hrm.json.write" }, "hrm.json.read(path) -> value | nil, err;  hrm.json.write(path, value [, opts]) -> true | nil, err", "A JSON file in and out.", 'local cfg = assert(hrm.json.read("runs/x/config.json"))' },
-{ { "hrm.json.array", "hrm.json.object", "hrm.json.is_array" }, "hrm.json.array([t]) / hrm.json.object([t]) -> t;  hrm.json.is_array(t)", "Marks a table so that it encodes as [] or {} even when empty.", "print(hrm.json.encode({list = hrm.json.array()}))" },
-{ "hrm.json.quote", "hrm.json.quote(s) -> string", "A Lua string as a JSON string literal.", 'print(hrm.json.quote("a\\"b"))' },
+-- hrm.fs
+{ "hrm.fs", "hrm.fs", "The package's file helpers: directories through LuaFileSystem, JSON files through dkjson (object keys sorted, numbers written so that they read back exactly).", 'print(hrm.fs.encode({a = 1, b = {true, false}}))' },
+{ "hrm.fs.encode", "hrm.fs.encode(value [, {indent = true, nonfinite = \"null\", lead = {keys}}]) -> string", "JSON text of a Lua value, object keys in sorted order after those of lead; NaN and infinities are errors unless nonfinite = \"null\".", "print(hrm.fs.encode({steps = 10}))" },
+{ "hrm.fs.decode", "hrm.fs.decode(text) -> value | nil, err", "A Lua value from JSON text; null becomes hrm.fs.null, trailing text is an error.", 'local t = assert(hrm.fs.decode("[1, 2]"))' },
+{ { "hrm.fs.read_json", "hrm.fs.write_json" }, "hrm.fs.read_json(path) -> value | nil, err;  hrm.fs.write_json(path, value [, {indent = true}]) -> true | nil, err", "A JSON file in and out (written through a temporary file and a rename).", 'local cfg = assert(hrm.fs.read_json("runs/x/config.json"))' },
+{ "hrm.fs.array", "hrm.fs.array([t]) -> t", "Marks a table so that it encodes as [] even when empty.", "print(hrm.fs.encode({list = hrm.fs.array()}))" },
+{ { "hrm.fs.exists", "hrm.fs.is_dir" }, "hrm.fs.exists(path) -> boolean;  hrm.fs.is_dir(path) -> boolean", "Whether a path exists, and whether it is a directory.", 'print(hrm.fs.is_dir("runs"))' },
+{ { "hrm.fs.mkdir_p", "hrm.fs.list" }, "hrm.fs.mkdir_p(dir) -> true | nil, err;  hrm.fs.list(dir) -> names | nil, err", "A directory with its missing parents, and a directory's entries sorted (no . or ..).", 'assert(hrm.fs.mkdir_p("runs/mine"))' },
+{ "hrm.fs.copy_file", "hrm.fs.copy_file(src, dst) -> true | nil, err", "Copies a file; dst appears whole or not at all.", 'assert(hrm.fs.copy_file("runs/x/last.hrm", "runs/x/keep.hrm"))' },
 }
