@@ -7,17 +7,29 @@
 --   hrm scripts/bench_step.lua [--config hrm_v1|small] [--batch N] [--threads N] [--steps N]
 local hrm = require "hrm"
 
-local opts = require("hrm.cli").parse("bench_step.lua", { ... }, {
-   usage = "hrm scripts/bench_step.lua [options]",
-   { "options",
-      { "--config NAME", "str", "hrm_v1 or small (default)" },
-      { "--batch N", "int", "rows per step (default 32 for hrm_v1, 64 for small)" },
-      { "--threads N", "int", "CPU threads (default: all)" },
-      { "--steps N", "int", "timed training steps (default 3)" },
-   },
-})
-opts.config, opts.steps = opts.config or "small", opts.steps or 3
-if opts.threads then hrm.set_threads(opts.threads) end
+-- Options are read by hand, not through hrm.cli: scripts/bench_ab.sh runs this file with older
+-- builds' binaries, whose Lua package may predate hrm.cli.
+local opts = { config = "small", steps = 3 }
+local HELP = [[
+usage: hrm scripts/bench_step.lua [options]
+
+options:
+   --config NAME   hrm_v1 or small (default)
+   --batch N       rows per step (default 32 for hrm_v1, 64 for small)
+   --threads N     CPU threads (default: all)
+   --steps N       timed training steps (default 3)
+   -h, --help      this text]]
+local i = 1
+while i <= #arg do
+   local k, v = arg[i], arg[i + 1]
+   if k == "-h" or k == "--help" then print(HELP) os.exit(0)
+   elseif k == "--config" then opts.config = v
+   elseif k == "--batch" then opts.batch = tonumber(v)
+   elseif k == "--threads" then hrm.set_threads(tonumber(v))
+   elseif k == "--steps" then opts.steps = tonumber(v)
+   else io.stderr:write("bench_step: unknown option " .. k .. "\n") os.exit(1) end
+   i = i + 2
+end
 local V, S = 11, 81
 local cfg = opts.config == "hrm_v1" and hrm.config.hrm_v1{ vocab_size = V, seq_len = S, puzzle_emb_ndim = 0 }
             or hrm.config.small{ vocab_size = V, seq_len = S, puzzle_emb_ndim = 0 }
