@@ -1,16 +1,33 @@
-/* device.h — internal hooks between the C core and a device backend (kernels/, CUDA).
+/* device.h — the core's one door to devices: which backend table serves a device, device
+ * memory, copies across devices and the check of the device a model is created on.
  *
- * The core calls only these: they forward to kernels/ when the library is built with
- * HRM_WITH_CUDA and fail with HRM_ERR_DEVICE otherwise, so the CPU-only build needs no CUDA
- * symbol. Device tensors are internal (Lua never sees device pointers): only C code creates
- * them, with hrm_tensor_new_device, and moves data with hrm_tensor_copy.
+ * Model-path code finds its table with hrm_backend_for(device of its tensors or store) and
+ * calls nothing else below it. The CPU table is core/cpu/; the CUDA table and the few hooks
+ * declared here come from kernels/ when the library is built with HRM_WITH_CUDA, and every
+ * CUDA request fails with HRM_ERR_DEVICE otherwise. Device tensors are internal (Lua never sees
+ * device pointers): only C code creates them, with hrm_tensor_new_device, and moves data with
+ * hrm_tensor_copy.
  */
 #ifndef HRM_DEVICE_H
 #define HRM_DEVICE_H
 
 #include <stddef.h>
 
+#include "backend.h"
 #include "hrm.h"
+
+extern const hrm_backend hrm_cpu_backend;  /* core/cpu/backend.c */
+#if defined(HRM_WITH_CUDA)
+extern const hrm_backend hrm_cuda_backend; /* kernels/backend.c */
+int hrm_cuda_device_count(void);           /* 0 without a driver or device (never fails) */
+#endif
+
+/* The table serving `device` (enum hrm_device); NULL when this build has none. */
+const hrm_backend *hrm_backend_for(int32_t device);
+/* Serve `device` with `be` from now on (NULL restores the built-in table); returns the table
+ * it replaces. Stores keep the table they were created with. For tests that run the model on a
+ * second instance of a table. */
+const hrm_backend *hrm_backend_bind(int32_t device, const hrm_backend *be);
 
 /* [OUT] out: a zeroed tensor in the memory of `device` (CPU or CUDA). tensor.c */
 int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape,

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#include "nn.h"
+#include "backend.h"
 
 /* ---- context and status --------------------------------------------------------------------- */
 

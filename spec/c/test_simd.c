@@ -16,6 +16,7 @@
 #include "check.h"
 #include "cpu/fastmath.h"
 #include "cpu/scalar.h"
+#include "cpu/ops.h"
 #include "nn.h"
 
 enum { PAD = 32 };  // sentinel floats on each side of every output
