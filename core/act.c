@@ -218,7 +218,8 @@ int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *r
 
 int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,
                  const hrm_tensor *rows, int32_t n, const hrm_tensor *q, int32_t max_steps,
-                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng) {
+                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng,
+                 int64_t row_offset) {
    HRM_CHECK(new_steps && new_halted && steps && q && rng, HRM_ERR_ARG,
              "act_halt: NULL argument");
    HRM_CHECK(max_steps >= 1, HRM_ERR_ARG, "act_halt: max_steps = %d must be >= 1", max_steps);
@@ -227,9 +228,11 @@ int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor
    const hrm_backend *be = table_of(q, "act_halt");
    if (!be) return HRM_ERR_DEVICE;
    const int explore = train && max_steps > 1;
+   HRM_CHECK(row_offset >= 0, HRM_ERR_ARG, "act_halt: row_offset = %lld must be >= 0",
+             (long long)row_offset);
    be->act_halt(I32(new_steps), new_halted->data, I32(steps), rows_ptr(rows), n, F32(q),
-                max_steps, exploration_prob, explore, rule, rng->seed, rng->counter, 0);
-   if (explore) rng->counter += 2 * (uint64_t)n;
+                max_steps, exploration_prob, explore, rule, rng->seed, rng->counter, row_offset);
+   if (explore) rng->counter++; /* one step of the per-row streams */
    return HRM_OK;
 }
 

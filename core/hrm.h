@@ -390,11 +390,16 @@ int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *r
 enum hrm_halt_rule { HRM_HALT_COMPARE = 0, HRM_HALT_POSITIVE = 1 };
 /* Halting (spec §2.2) of n rows: new_steps = steps[row] + 1; halted at max_steps, and in
  * training with max_steps > 1 also when the rule holds (q_halt > q_continue, or q_halt > 0)
- * unless an exploration draw (two uniforms a row, in row order) sets a minimum.
- * q (n, 2) = [q_halt, q_continue]. */
+ * unless the row's exploration draw sets a minimum. q (n, 2) = [q_halt, q_continue].
+ * The draws of carry row r are two uniforms of the counter generator at (rng's seed, rng's
+ * counter, row_offset + r), and the counter then advances by one: the same global row draws
+ * the same numbers at any batch split, in any process and on any device. row_offset is the
+ * global index of this carry's row 0 (0 for a single process; a data-parallel rank passes the
+ * rows before its share). */
 int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,
                  const hrm_tensor *rows, int32_t n, const hrm_tensor *q, int32_t max_steps,
-                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng);
+                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng,
+                 int64_t row_offset);
 /* target (n) = sigmoid(q_halt' if new_steps >= max_steps else max(q_halt', q_continue')) from
  * the next segment's q' (n, 2). */
 int hrm_act_target_q(hrm_tensor *target, const hrm_tensor *q_next, const hrm_tensor *new_steps,

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../counter_rng.h"
 #include "../hrm.h"
 #include "fastmath.h"
 #include "ops.h"
@@ -56,10 +57,10 @@ void hrm_cpu_act_halt(int32_t *new_steps, uint8_t *new_halted, const int32_t *st
       int h = s >= max_steps;
       if (explore) {
          h = h || (q[2 * i] > (rule == HRM_HALT_POSITIVE ? 0.0f : q[2 * i + 1]));
-         hrm_rng rng = {seed, step + 2 * (uint64_t)(row_offset + i)};
-         const double u = hrm_rng_uniform(&rng);
-         const int k = 2 + (int)floor(hrm_rng_uniform(&rng) * (max_steps - 1));
-         const int min_halt = u < exploration_prob ? k : 0;
+         double u[2];
+         hrm_rng_row_uniforms(u, seed, step, (uint64_t)(row_offset + row_at(rows, i)));
+         const int k = 2 + (int)floor(u[1] * (max_steps - 1));
+         const int min_halt = u[0] < exploration_prob ? k : 0;
          h = h && s >= min_halt;
       }
       new_steps[i] = s;

@@ -212,10 +212,12 @@ local function fill_batch(self, carry, batch, need_labels)
    return b
 end
 
--- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor}) -> outputs:
--- {logits, q_halt_logits, q_continue_logits} (the carry's output tensors) and the reference's
--- batch sums (loss, lm_loss, q_halt_loss, q_continue_loss, accuracy, exact_accuracy,
+-- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor, row_offset = n})
+-- -> outputs: {logits, q_halt_logits, q_continue_logits} (the carry's output tensors) and the
+-- reference's batch sums (loss, lm_loss, q_halt_loss, q_continue_loss, accuracy, exact_accuracy,
 -- q_halt_accuracy, steps, count). Training accumulates the gradient of loss / global_batch.
+-- row_offset (default 0) is the global row of the carry's first row: exploration draws are
+-- keyed by (seed, step, global row), so a batch split across calls or processes draws as one.
 function Model:step(carry, batch, opts)
    handle(self)
    if getmetatable(carry) ~= Carry or carry.model ~= self then
@@ -231,6 +233,10 @@ function Model:step(carry, batch, opts)
    end
    if opts.global_batch ~= nil and (type(opts.global_batch) ~= "number" or opts.global_batch < 0) then
       fail(2, "step: option 'global_batch' must be a number >= 0, got %s", tostring(opts.global_batch))
+   end
+   local ro = opts.row_offset
+   if ro ~= nil and (type(ro) ~= "number" or ro < 0 or ro % 1 ~= 0) then
+      fail(2, "step: option 'row_offset' must be an integer >= 0, got %s", tostring(ro))
    end
    return act.step(self, carry, b, opts)
 end

@@ -193,7 +193,7 @@ function M.step(model, carry, b, opts)
    local actopt = M.options(model)
    check(C.hrm_act_halt(v.new_steps:cdata(), v.new_halted:cdata(), carry.steps:cdata(), rows_c, n,
                         q:cdata(), max_steps, cfg.halt_exploration_prob, train and 1 or 0,
-                        actopt.rule, model.store:rng()), 3)
+                        actopt.rule, model.store:rng(), opts.row_offset or 0), 3)
    local target = nil
    if train and max_steps > 1 and actopt.target_q then
       for name, t in pairs(new_z) do v.next[name]:copy(t) end
