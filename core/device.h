@@ -25,18 +25,16 @@ int hrm_cuda_device_count(void);           /* 0 without a driver or device (neve
 /* The table serving `device` (enum hrm_device); NULL when this build has none. */
 const hrm_backend *hrm_backend_for(int32_t device);
 /* Serve `device` with `be` from now on (NULL restores the built-in table); returns the table
- * it replaces. Stores keep the table they were created with. For tests that run the model on a
- * second instance of a table. */
+ * it replaces. Stores keep the table they were created with. A table bound to CUDA makes the
+ * device available even without a GPU (its memory is then whatever the table allocates): tests
+ * use this to run the device paths on a second instance of the CPU table. */
 const hrm_backend *hrm_backend_bind(int32_t device, const hrm_backend *be);
 
-/* [OUT] out: a zeroed tensor in the memory of `device` (CPU or CUDA). tensor.c */
-int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape,
-                          int32_t device);
 /* dst = src across devices (either side may be CUDA); dtypes must agree. */
 int hrm_device_tensor_copy(hrm_tensor *dst, const hrm_tensor *src);
-/* [OUT] out: zeroed device memory of `bytes`; freed with hrm_device_free. */
+/* [OUT] out: zeroed memory of `bytes` on an available device other than the CPU; released by
+ * the table of that device (hrm_backend_for). */
 int hrm_device_malloc(void **out, size_t bytes, int32_t device);
-void hrm_device_free(void *p, int32_t device);
 /* HRM_OK when a model can be created on `device`; otherwise the reason, as model_new reports it. */
 int hrm_device_model_check(int32_t device);
 

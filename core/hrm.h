@@ -78,7 +78,7 @@ const char *hrm_version(void);             /* "0.1.0" */
 int32_t hrm_abi_version(void);             /* bumped whenever a cdef struct changes */
 size_t hrm_sizeof(const char *type_name);  /* sizeof a cdef struct by name, 0 if unknown */
 const char *hrm_blas_info(void);           /* name and configuration of the GEMM library */
-int32_t hrm_cuda_available(void);          /* 1 when built with CUDA and a device is present */
+int32_t hrm_cuda_available(void);          /* 1 when a CUDA table serves and a device is present */
 int hrm_set_threads(int32_t n);            /* OpenMP and BLAS threads; n >= 1 */
 int32_t hrm_get_threads(void);             /* current thread count */
 /* Precision of the CPU linear layers' GEMMs: HRM_DTYPE_F32 (default) or HRM_DTYPE_BF16, operands
@@ -137,6 +137,11 @@ enum hrm_reduce_op { HRM_REDUCE_SUM = 0, HRM_REDUCE_MEAN = 1, HRM_REDUCE_MAX = 2
                      HRM_REDUCE_ARGMAX = 3, HRM_REDUCE_MIN = 4, HRM_REDUCE_ARGMIN = 5 };
 
 int hrm_tensor_new(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape); /* zeroed */
+/* The same in the memory of `device` (a device must be available: hrm_cuda_available()).
+ * Device tensors move only through hrm_tensor_copy and the ops that take them; their data is
+ * not host memory. */
+int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape,
+                          int32_t device);
 /* [OUT] out: a view of `numel(shape)` elements of src starting at element `offset`. */
 int hrm_tensor_view(hrm_tensor **out, const hrm_tensor *src, int64_t offset, int32_t ndim,
                     const int64_t *shape);

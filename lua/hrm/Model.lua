@@ -6,6 +6,9 @@
 -- training) and returns the reference's losses and metrics; model:solve(batch, opts) runs the
 -- inference loop with a halting policy ("max", "q", or a Lua function). Output tensors are
 -- allocated once per batch size and refilled by every step: copy them (`:clone()`) to keep.
+-- hrm.Model(cfg, {device = "cuda"}) keeps every tensor of the model in device memory (parameters,
+-- gradients, optimizer state, carry, tape arena, step outputs): t:to("cpu") copies one to the
+-- host; batches are host tensors, metrics and solve's results come back on the host.
 local ffi = require "ffi"
 local bit = require "bit"
 local C = require "hrm.ffi"
@@ -293,28 +296,35 @@ function Model:solve(batch, opts)
    local S = self.cfg.seq_len
    local max_steps = opts.max_steps or self.cfg.halt_max_steps
    local carry = self:carry(B)
-   local active = Tensor.ones(B, "u8")
-   local predictions = Tensor.zeros(B, S, "i32")
-   local steps = Tensor.zeros(B, "i32")
-   local q_halt, q_cont = Tensor.zeros(B), Tensor.zeros(B)
+   local function new(t) return t:to(self.device) end  -- the bookkeeping lives with the carry
+   local active = new(Tensor.ones(B, "u8"))
+   local predictions = new(Tensor.zeros(B, S, "i32"))
+   local steps = new(Tensor.zeros(B, "i32"))
+   local q_halt, q_cont = new(Tensor.zeros(B)), new(Tensor.zeros(B))
    local input = { inputs = batch.inputs, puzzle_identifiers = batch.puzzle_identifiers }
    for seg = 1, max_steps do
       local out = self:step(carry, input, { train = false, active = active })
-      C.hrm_act_solve_update(n_active, predictions:cdata(), steps:cdata(), q_halt:cdata(), q_cont:cdata(),
-                             active:cdata(), out.logits:cdata(), out.q_halt_logits:cdata(),
-                             out.q_continue_logits:cdata(), seg,
-                             halt ~= "q" and 0 or act.options(self).rule == C.HRM_HALT_POSITIVE and 2 or 1)
+      if C.hrm_act_solve_update(n_active, predictions:cdata(), steps:cdata(), q_halt:cdata(), q_cont:cdata(),
+                                active:cdata(), out.logits:cdata(), out.q_halt_logits:cdata(),
+                                out.q_continue_logits:cdata(), seg,
+                                halt ~= "q" and 0 or act.options(self).rule == C.HRM_HALT_POSITIVE and 2 or 1) ~= 0 then
+         fail(2, "solve: %s", ffi.string(C.hrm_last_error()))
+      end
       local left = n_active[0]
-      if type(halt) == "function" then
-         apply_stop(halt({ segment = seg, predictions = predictions, steps = steps,
-                           q_halt_logits = q_halt, q_continue_logits = q_cont, active = active }), active, B)
+      if type(halt) == "function" then  -- the policy sees host tensors (the same ones on the CPU)
+         local host_active = active:to("cpu")
+         apply_stop(halt({ segment = seg, predictions = predictions:to("cpu"), steps = steps:to("cpu"),
+                           q_halt_logits = q_halt:to("cpu"), q_continue_logits = q_cont:to("cpu"),
+                           active = host_active }), host_active, B)
+         active:copy(host_active)
          left = 0
-         local pa = active:data()
+         local pa = host_active:data()
          for r = 0, B - 1 do left = left + pa[r] end
       end
       if left == 0 then break end
    end
-   return { predictions = predictions, steps = steps, q_halt_logits = q_halt, q_continue_logits = q_cont }
+   return { predictions = predictions:to("cpu"), steps = steps:to("cpu"), q_halt_logits = q_halt:to("cpu"),
+            q_continue_logits = q_cont:to("cpu") }
 end
 
 -- ---- files ------------------------------------------------------------------------------------------

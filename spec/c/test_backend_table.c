@@ -1,14 +1,18 @@
-/* test_backend_table.c — the model reaches the CPU ops only through its backend table.
+/* test_backend_table.c — the model reaches the CPU ops only through its backend table, and the
+ * device paths of the Lua model work.
  *
  * A second instance of the CPU table is built from the same entries, each wrapped to count its
  * calls, and bound to the CPU device (hrm_backend_bind). The Lua HRM (hrm.Model, the same
  * files users run, driven through an embedded LuaJIT) trains three steps with exploration, the
- * puzzle table and AdamATan2, then runs an evaluation step over a subset of rows and a solve,
- * once on the built-in table and once on the second instance, each in a fresh Lua state.
- * Every loss and metric and every byte of the parameters, gradients, optimizer state, carry and
- * outputs must be identical, and the entries a training segment needs must have been called
- * through the second instance. With one entry of the instance changed (halting that never
- * explores), the numbers must differ: the model computes with the bound table.
+ * puzzle table and AdamATan2, then runs an evaluation step over a subset of rows, a solve and an
+ * EMA update, once on the built-in table and once on the second instance, each in a fresh Lua
+ * state. Every loss and metric and every byte of the parameters, gradients, optimizer state,
+ * carry and outputs must be identical, and the entries these need must have been called through
+ * the second instance. Then the same instance serves the "cuda" device: hrm.Model(cfg, {device =
+ * "cuda"}) keeps every tensor there (checked), moves data only through the table's uploads and
+ * downloads, and must again give identical numbers. With one entry of the instance changed
+ * (halting that never explores), the numbers must differ: the model computes with the bound
+ * table.
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -170,12 +174,16 @@ static const char *const SEGMENT =
    "local cfg = hrm.config.tiny { hidden_size = 32, num_heads = 2, H_layers = 1, L_layers = 1,\n"
    "   halt_max_steps = 4, halt_exploration_prob = 0.5, vocab_size = V, seq_len = S,\n"
    "   num_puzzle_identifiers = 5, puzzle_emb_ndim = 32 }\n"
-   "local model = hrm.Model(cfg, { seed = 5 })\n"
+   "local model = hrm.Model(cfg, { seed = 5, device = DEVICE })\n"
    "local opt = hrm.optim.AdamATan2(model, { lr = 3e-3, puzzle_emb_lr = 1e-2 })\n"
    "local carry = model:carry(B)\n"
    "local out = {}\n"
    "local SIZE = { f32 = 4, f64 = 8, i32 = 4, u8 = 1 }\n"
-   "local function bytes(t) out[#out + 1] = ffi.string(t:data(), t:numel() * SIZE[t:dtype()]) end\n"
+   "local function bytes(t)\n"
+   "   local h = t:to('cpu')\n"
+   "   out[#out + 1] = ffi.string(h:data(), h:numel() * SIZE[h:dtype()])\n"
+   "end\n"
+   "local function on_device(t) assert(t:device() == DEVICE, 'a model tensor is not on ' .. DEVICE) end\n"
    "local function batch(k)\n"
    "   local x, y = hrm.Tensor.zeros(B, S, 'i32'), hrm.Tensor.zeros(B, S, 'i32')\n"
    "   local p = hrm.Tensor.zeros(B, 'i32')\n"
@@ -192,12 +200,14 @@ static const char *const SEGMENT =
    "   if k < 3 then opt:step(3e-3) end\n"
    "end\n"
    "local params, grads = model:parameters()\n"
+   "on_device(params[1]); on_device(grads[1]); on_device(opt:tensor('m')); on_device(carry:tensor('z_H'))\n"
    "for i = 1, #params do bytes(params[i]); if grads[i] then bytes(grads[i]) end end\n"
    "bytes(opt:tensor('m')); bytes(opt:tensor('v'))\n"
    "for _, name in ipairs(carry:tensor_names()) do bytes(carry:tensor(name)) end\n"
    "local active = hrm.Tensor.zeros(B, 'u8'); active:data()[1] = 1; active:data()[3] = 1\n"
    "local r = model:step(carry, batch(4), { active = active })\n"
    "out[#out + 1] = string.format('%a ', r.loss)\n"
+   "on_device(r.logits)\n"
    "bytes(r.logits); bytes(r.q_halt_logits); bytes(r.q_continue_logits)\n"
    "local s = model:solve(batch(5), { halt = 'q' })\n"
    "for _, k in ipairs({ 'predictions', 'steps', 'q_halt_logits', 'q_continue_logits' }) do\n"
@@ -208,10 +218,13 @@ static const char *const SEGMENT =
    "bytes(ema)\n"
    "return table.concat(out)\n";
 
-/* [OUT] *len: runs SEGMENT in a fresh Lua state; a malloc'd copy of its result, or NULL. */
-static char *run_segment(size_t *len) {
+/* [OUT] *len: runs SEGMENT with the model on `device` ("cpu", "cuda") in a fresh Lua state; a
+ * malloc'd copy of its result, or NULL. */
+static char *run_segment(size_t *len, const char *device) {
    lua_State *L = luaL_newstate();
    luaL_openlibs(L);
+   lua_pushstring(L, device);
+   lua_setglobal(L, "DEVICE");
    int rc = luaL_dostring(L, "package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path");
    if (rc == 0) rc = luaL_loadstring(L, SEGMENT) || lua_pcall(L, 0, 1, 0);
    char *copy = NULL;
@@ -227,16 +240,15 @@ static char *run_segment(size_t *len) {
 }
 
 int main(void) {
-   size_t n_builtin = 0, n_second = 0, n_changed = 0;
-   char *builtin = run_segment(&n_builtin);
+   size_t n_builtin = 0, n_second = 0, n_device = 0, n_changed = 0;
+   char *builtin = run_segment(&n_builtin, "cpu");
    CHECK(builtin != NULL && n_builtin > 1000);
 
    build_counted();
    for (size_t i = 0; i < ENTRIES; i++) CHECK(((void (**)(void))&counted)[i] != NULL);
    CHECK(hrm_backend_bind(HRM_DEVICE_CPU, &counted) == &hrm_cpu_backend);
    CHECK(hrm_backend_for(HRM_DEVICE_CPU) == &counted);
-   char *second = run_segment(&n_second);
-   CHECK(second != NULL && n_second == n_builtin);
+   char *second = run_segment(&n_second, "cpu");
    CHECK(second && builtin && n_second == n_builtin && memcmp(second, builtin, n_builtin) == 0);
 
    /* what a training segment, evaluation and solve must reach through the table */
@@ -258,15 +270,27 @@ int main(void) {
    }
    for (size_t i = 0; i < ENTRIES; i++) total += calls[i];
    printf("calls through the second instance: %ld\n", total);
-
-   counted.act_halt = never_explore;
-   char *changed = run_segment(&n_changed);
-   CHECK(changed != NULL && builtin && (n_changed != n_builtin ||
-                                        memcmp(changed, builtin, n_builtin) != 0));
    CHECK(hrm_backend_bind(HRM_DEVICE_CPU, NULL) == &counted);
    CHECK(hrm_backend_for(HRM_DEVICE_CPU) == &hrm_cpu_backend);
+
+   /* the device paths: the same instance serving "cuda" (its memory is host memory, which the
+    * Lua side must still treat as device memory); results come back through downloads */
+   const hrm_backend *cuda = hrm_backend_bind(HRM_DEVICE_CUDA, &counted);
+   CHECK(hrm_cuda_available() == 1);
+   memset(calls, 0, sizeof calls);
+   char *device = run_segment(&n_device, "cuda");
+   CHECK(device && builtin && n_device == n_builtin && memcmp(device, builtin, n_builtin) == 0);
+   CHECK(calls[SLOT(upload)] > 0 && calls[SLOT(download)] > 0 && calls[SLOT(alloc)] > 0);
+
+   counted.act_halt = never_explore;
+   char *changed = run_segment(&n_changed, "cuda");
+   CHECK(changed != NULL && builtin && (n_changed != n_builtin ||
+                                        memcmp(changed, builtin, n_builtin) != 0));
+   CHECK(hrm_backend_bind(HRM_DEVICE_CUDA, cuda) == &counted);
+   CHECK(hrm_backend_for(HRM_DEVICE_CUDA) == cuda);
    free(builtin);
    free(second);
+   free(device);
    free(changed);
    return check_summary("test_backend_table");
 }
