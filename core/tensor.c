@@ -215,8 +215,12 @@ int hrm_tensor_copy(hrm_tensor *dst, const hrm_tensor *src) {
    if (dst->data == src->data && dst->dtype == src->dtype) return HRM_OK;
    if (dst->device != HRM_DEVICE_CPU || src->device != HRM_DEVICE_CPU)
       return hrm_device_tensor_copy(dst, src);
-   if (dst->dtype == src->dtype) {
-      memmove(dst->data, src->data, (size_t)src->numel * hrm_dtype_size(src->dtype));
+   if (dst->dtype == src->dtype) { /* the table's copy, unless two views of one block overlap */
+      const size_t bytes = (size_t)src->numel * hrm_dtype_size(src->dtype);
+      const char *d = dst->data, *s = src->data;
+      if (d + bytes <= s || s + bytes <= d)
+         hrm_backend_for(HRM_DEVICE_CPU)->copy(dst->data, s, bytes);
+      else memmove(dst->data, s, bytes);
    } else if (dst->dtype == HRM_DTYPE_BF16 && src->dtype == HRM_DTYPE_F32) {
       const float *s = src->data;
       uint16_t *d = dst->data;

@@ -191,6 +191,9 @@ local function batch_tensor(batch, key, dims, required)
    if t:dtype() ~= "i32" then
       fail(4, "step: batch.%s must be i32, got %s\n---> HINT: t:to(\"i32\")", key, t:dtype())
    end
+   if t:device() ~= "cpu" then
+      fail(4, "step: batch.%s must be a host tensor (the step stages it)\n---> HINT: t:to(\"cpu\")", key)
+   end
    local size = t:size()
    local ok = #size == #dims
    for i = 1, #dims do ok = ok and size[i] == dims[i] end
