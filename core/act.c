@@ -22,12 +22,23 @@
 static int64_t row_len(const hrm_tensor *t) { return t->numel / (t->ndim ? t->shape[0] : 1); }
 static const int32_t *rows_ptr(const hrm_tensor *rows) { return rows ? I32(rows) : NULL; }
 
-/* The table of a tensor's device, or NULL with the error set. */
-static const hrm_backend *table_of(const hrm_tensor *t, const char *fn) {
-   const hrm_backend *be = hrm_backend_for(t->device);
-   if (!be) HRM_FAIL(HRM_ERR_DEVICE, "%s: no backend serves device %d", fn, t->device);
+/* The table of the device that tensors ts[0..n) share (NULL entries skipped), or NULL with the
+ * error set. TABLE_OF(fn, t1, t2, ...) lists them in argument order. */
+static const hrm_backend *table_of(const char *fn, int n, const hrm_tensor *const *ts) {
+   const int32_t device = ts[0]->device;
+   for (int i = 1; i < n; i++)
+      if (ts[i] && ts[i]->device != device) {
+         HRM_FAIL(HRM_ERR_DEVICE, "%s: its tensors must share one device (tensor %d is on device "
+                  "%d, the first on %d)", fn, i + 1, ts[i]->device, device);
+         return NULL;
+      }
+   const hrm_backend *be = hrm_backend_for(device);
+   if (!be) HRM_FAIL(HRM_ERR_DEVICE, "%s: no backend serves device %d", fn, device);
    return be;
 }
+#define TABLE_OF(fn, ...)                                                                     \
+   table_of(fn, (int)(sizeof((const hrm_tensor *[]){__VA_ARGS__}) / sizeof(hrm_tensor *)),   \
+            (const hrm_tensor *[]){__VA_ARGS__})
 
 int hrm_act_check_batch(const hrm_act_carry *c, const hrm_batch *batch, int32_t vocab,
                         int32_t num_ids) {
@@ -136,7 +147,7 @@ int hrm_act_rows(int32_t *n, hrm_tensor *rows, const hrm_tensor *active) {
                          active->device == rows->device),
              HRM_ERR_SHAPE, "act_rows: active must be u8 of the batch size %lld on its device",
              (long long)rows->numel);
-   const hrm_backend *be = table_of(rows, "act_rows");
+   const hrm_backend *be = TABLE_OF("act_rows", rows, active);
    act_work *w = be ? work_for(be, rows->device, 0, 0, 0) : NULL;
    if (!w) return be ? HRM_ERR_MEMORY : HRM_ERR_DEVICE;
    be->list_rows(I32(rows), work_count(w), active ? active->data : NULL, (int32_t)rows->numel);
@@ -146,8 +157,13 @@ int hrm_act_rows(int32_t *n, hrm_tensor *rows, const hrm_tensor *active) {
 int hrm_act_reset(const hrm_act_carry *c, const hrm_batch *batch, const hrm_tensor *rows,
                   int32_t n) {
    HRM_CHECK(c && batch, HRM_ERR_ARG, "act_reset: carry or batch is NULL");
-   const hrm_backend *be = table_of(c->steps, "act_reset");
+   const hrm_backend *be = TABLE_OF("act_reset", c->steps, c->halted, c->inputs, c->labels,
+                                     c->puzzle_ids, rows);
    if (!be) return HRM_ERR_DEVICE;
+   for (int32_t k = 0; k < c->nstates; k++)
+      HRM_CHECK(c->states[k]->device == c->steps->device && c->inits[k]->device == c->steps->device,
+                HRM_ERR_DEVICE, "act_reset: carry state %d or its init is not on the carry's "
+                "device %d", k + 1, c->steps->device);
    const int32_t S = (int32_t)row_len(c->inputs), B = (int32_t)c->steps->numel;
    const int32_t *inputs = batch->inputs, *labels = batch->labels, *pids = batch->puzzle_ids;
    if (c->steps->device != HRM_DEVICE_CPU) { /* the batch is host memory: stage it */
@@ -200,7 +216,7 @@ static int rows_copy(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *r
              (long long)dense);
    HRM_CHECK(rows || n <= indexed, HRM_ERR_RANGE, "%s: row %d of %lld", fn, n - 1,
              (long long)indexed);
-   const hrm_backend *be = table_of(src, fn);
+   const hrm_backend *be = TABLE_OF(fn, src);
    if (!be) return HRM_ERR_DEVICE;
    const size_t bytes = (size_t)len * hrm_dtype_size(src->dtype);
    if (scatter) be->scatter_rows(dst->data, src->data, rows_ptr(rows), n, bytes);
@@ -225,7 +241,7 @@ int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor
    HRM_CHECK(max_steps >= 1, HRM_ERR_ARG, "act_halt: max_steps = %d must be >= 1", max_steps);
    HRM_CHECK(rule == HRM_HALT_COMPARE || rule == HRM_HALT_POSITIVE, HRM_ERR_ARG,
              "act_halt: rule = %d is not HRM_HALT_COMPARE (0) or HRM_HALT_POSITIVE (1)", rule);
-   const hrm_backend *be = table_of(q, "act_halt");
+   const hrm_backend *be = TABLE_OF("act_halt", q, new_steps, new_halted, steps, rows);
    if (!be) return HRM_ERR_DEVICE;
    const int explore = train && max_steps > 1;
    HRM_CHECK(row_offset >= 0, HRM_ERR_ARG, "act_halt: row_offset = %lld must be >= 0",
@@ -239,7 +255,7 @@ int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor
 int hrm_act_target_q(hrm_tensor *target, const hrm_tensor *q_next, const hrm_tensor *new_steps,
                      int32_t n, int32_t max_steps) {
    HRM_CHECK(target && q_next && new_steps, HRM_ERR_ARG, "act_target_q: NULL argument");
-   const hrm_backend *be = table_of(q_next, "act_target_q");
+   const hrm_backend *be = TABLE_OF("act_target_q", q_next, target, new_steps);
    if (!be) return HRM_ERR_DEVICE;
    be->target_q(F32(target), F32(q_next), I32(new_steps), n, max_steps);
    return HRM_OK;
@@ -255,7 +271,8 @@ int hrm_act_loss(hrm_act_metrics *out, hrm_tensor *dlogits, hrm_tensor *dq,
              global_batch);
    memset(out, 0, sizeof *out);
    if (n == 0) return HRM_OK;
-   const hrm_backend *be = table_of(logits, "act_loss");
+   const hrm_backend *be = TABLE_OF("act_loss", logits, q, labels, new_steps, new_halted,
+                                            target, dlogits, dq);
    if (!be) return HRM_ERR_DEVICE;
    const int32_t S = (int32_t)row_len(labels), V = (int32_t)(logits->numel / logits->shape[0] / S);
    HRM_CHECK(logits->numel >= (int64_t)n * S * V && labels->numel >= (int64_t)n * S, HRM_ERR_SHAPE,
@@ -296,7 +313,7 @@ int hrm_act_commit(const hrm_act_carry *c, const hrm_tensor *new_steps,
    HRM_TRY(hrm_rows_scatter(c->halted, new_halted, rows, n));
    if (logits_out && logits) HRM_TRY(hrm_rows_scatter(logits_out, logits, rows, n));
    if (q && (q_halt_out || q_continue_out)) {
-      const hrm_backend *be = table_of(q, "act_commit");
+      const hrm_backend *be = TABLE_OF("act_commit", q, q_halt_out, q_continue_out);
       if (!be) return HRM_ERR_DEVICE;
       be->split_q_rows(q_halt_out ? F32(q_halt_out) : NULL,
                        q_continue_out ? F32(q_continue_out) : NULL, F32(q), rows_ptr(rows), n);
@@ -310,7 +327,8 @@ int hrm_act_solve_update(int32_t *n_active, hrm_tensor *predictions, hrm_tensor 
                          const hrm_tensor *q_continue_logits, int32_t segment, int32_t halt_q) {
    HRM_CHECK(n_active && predictions && steps && q_halt && q_continue && active && logits &&
              q_halt_logits && q_continue_logits, HRM_ERR_ARG, "solve_update: NULL argument");
-   const hrm_backend *be = table_of(logits, "solve_update");
+   const hrm_backend *be = TABLE_OF("solve_update", logits, predictions, steps, q_halt,
+                                      q_continue, active, q_halt_logits, q_continue_logits);
    act_work *w = be ? work_for(be, logits->device, 0, 0, 0) : NULL;
    if (!w) return be ? HRM_ERR_MEMORY : HRM_ERR_DEVICE;
    const int64_t B = active->numel, S = row_len(predictions);
@@ -327,9 +345,7 @@ int hrm_argmax_rows(hrm_tensor *pred, const hrm_tensor *x) {
    const int64_t V = x->shape[x->ndim - 1], N = x->numel / V;
    HRM_CHECK(pred->numel == N, HRM_ERR_SHAPE, "argmax_rows: pred has %lld elements, x %lld rows",
              (long long)pred->numel, (long long)N);
-   HRM_CHECK(pred->device == x->device, HRM_ERR_DEVICE, "argmax_rows: pred and x are on devices "
-             "%d and %d", pred->device, x->device);
-   const hrm_backend *be = table_of(x, "argmax_rows");
+   const hrm_backend *be = TABLE_OF("argmax_rows", x, pred);
    if (!be) return HRM_ERR_DEVICE;
    be->argmax_forward(pred->data, x->data, N, (int)V);
    return HRM_OK;
@@ -339,9 +355,7 @@ int hrm_ema_update(hrm_tensor *ema, const hrm_tensor *x, double decay) {
    HRM_CHECK(ema && x && ema->dtype == HRM_DTYPE_F32 && x->dtype == HRM_DTYPE_F32 &&
              ema->numel == x->numel, HRM_ERR_SHAPE,
              "ema_update: ema and x must be f32 tensors of equal size");
-   HRM_CHECK(ema->device == x->device, HRM_ERR_DEVICE, "ema_update: ema and x are on devices "
-             "%d and %d", ema->device, x->device);
-   const hrm_backend *be = table_of(x, "ema_update");
+   const hrm_backend *be = TABLE_OF("ema_update", x, ema);
    if (!be) return HRM_ERR_DEVICE;
    be->ema_update(ema->data, x->data, x->numel, decay);
    return HRM_OK;

@@ -261,6 +261,9 @@ int hrm_tape_backward(hrm_tape *t, int32_t n, const hrm_tensor *const *outputs,
                 grads[i]->numel == t->nodes[k].numel, HRM_ERR_SHAPE,
                 "tape_backward: gradient %d must be f32 with %lld elements", i + 1,
                 (long long)t->nodes[k].numel);
+      HRM_CHECK(grads[i]->device == t->store->device, HRM_ERR_DEVICE,
+                "tape_backward: gradient %d is on device %d, the model on %d", i + 1,
+                grads[i]->device, t->store->device);
    }
    t->done = 1;
    for (int32_t i = 0; i < n; i++) {

@@ -281,6 +281,18 @@ int main(void) {
    char *device = run_segment(&n_device, "cuda");
    CHECK(device && builtin && n_device == n_builtin && memcmp(device, builtin, n_builtin) == 0);
    CHECK(calls[SLOT(upload)] > 0 && calls[SLOT(download)] > 0 && calls[SLOT(alloc)] > 0);
+   /* an op given tensors on two devices refuses them */
+   hrm_tensor *h = NULL, *d = NULL;
+   const int64_t four[1] = {4};
+   CHECK_OK(hrm_tensor_new(&h, HRM_DTYPE_F32, 1, four));
+   CHECK_OK(hrm_tensor_new_device(&d, HRM_DTYPE_F32, 1, four, HRM_DEVICE_CUDA));
+   if (h && d) {
+      CHECK(hrm_ema_update(d, h, 0.5) == HRM_ERR_DEVICE);
+      CHECK(strstr(hrm_last_error(), "share one device") != NULL);
+      CHECK_OK(hrm_ema_update(d, d, 0.5));
+   }
+   hrm_tensor_free(h);
+   hrm_tensor_free(d);
 
    counted.act_halt = never_explore;
    char *changed = run_segment(&n_changed, "cuda");
