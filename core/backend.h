@@ -35,8 +35,8 @@ typedef struct hrm_backend {
 
    /* ---- memory --------------------------------------------------------------------------------- */
 
-   /* [OUT] out: `bytes` zeroed bytes of device memory (0 allowed), 64-byte aligned; on failure
-    * *out is NULL and the error is set. */
+   /* [OUT] out: `bytes` zeroed bytes of device memory (0 allowed), aligned for any element
+    * type; on failure *out is NULL and the error is set. */
    int (*alloc)(void **out, size_t bytes);
    void (*release)(void *ptr);                                  /* NULL is a no-op */
    void (*zero)(void *dst, size_t bytes);

@@ -3,7 +3,7 @@
  * RoPE (half-split), SwiGLU, the residual add and the batched transpose of the token-mixing
  * block (TRM-MLP).
  *
- * Same contracts as core/cpu/ (see nn.h). Row reductions (RMSNorm) use one warp per row in
+ * Same contracts as core/cpu/ (see backend.h). Row reductions (RMSNorm) use one warp per row in
  * fp32. The token-table gradient is a scatter-add with atomics, so its summation order (and
  * last bits) differs from the CPU's; everything else is written once per element.
  */

@@ -17,7 +17,6 @@
 #include "cpu/fastmath.h"
 #include "cpu/scalar.h"
 #include "cpu/ops.h"
-#include "nn.h"
 
 enum { PAD = 32 };  // sentinel floats on each side of every output
 static const float SENTINEL = -12345.5f;
