@@ -78,7 +78,7 @@ const char *hrm_version(void);             /* "0.1.0" */
 int32_t hrm_abi_version(void);             /* bumped whenever a cdef struct changes */
 size_t hrm_sizeof(const char *type_name);  /* sizeof a cdef struct by name, 0 if unknown */
 const char *hrm_blas_info(void);           /* name and configuration of the GEMM library */
-int32_t hrm_cuda_available(void);          /* 1 when built with CUDA and a device is present */
+int32_t hrm_cuda_available(void);          /* 1 when a CUDA table serves and a device is present */
 int hrm_set_threads(int32_t n);            /* OpenMP and BLAS threads; n >= 1 */
 int32_t hrm_get_threads(void);             /* current thread count */
 /* Precision of the CPU linear layers' GEMMs: HRM_DTYPE_F32 (default) or HRM_DTYPE_BF16, operands
@@ -137,6 +137,11 @@ enum hrm_reduce_op { HRM_REDUCE_SUM = 0, HRM_REDUCE_MEAN = 1, HRM_REDUCE_MAX = 2
                      HRM_REDUCE_ARGMAX = 3, HRM_REDUCE_MIN = 4, HRM_REDUCE_ARGMIN = 5 };
 
 int hrm_tensor_new(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape); /* zeroed */
+/* The same in the memory of `device` (a device must be available: hrm_cuda_available()).
+ * Device tensors move only through hrm_tensor_copy and the ops that take them; their data is
+ * not host memory. */
+int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape,
+                          int32_t device);
 /* [OUT] out: a view of `numel(shape)` elements of src starting at element `offset`. */
 int hrm_tensor_view(hrm_tensor **out, const hrm_tensor *src, int64_t offset, int32_t ndim,
                     const int64_t *shape);
@@ -390,11 +395,16 @@ int hrm_rows_scatter(hrm_tensor *dst, const hrm_tensor *src, const hrm_tensor *r
 enum hrm_halt_rule { HRM_HALT_COMPARE = 0, HRM_HALT_POSITIVE = 1 };
 /* Halting (spec §2.2) of n rows: new_steps = steps[row] + 1; halted at max_steps, and in
  * training with max_steps > 1 also when the rule holds (q_halt > q_continue, or q_halt > 0)
- * unless an exploration draw (two uniforms a row, in row order) sets a minimum.
- * q (n, 2) = [q_halt, q_continue]. */
+ * unless the row's exploration draw sets a minimum. q (n, 2) = [q_halt, q_continue].
+ * The draws of carry row r are two uniforms of the counter generator at (rng's seed, rng's
+ * counter, row_offset + r), and the counter then advances by one: the same global row draws
+ * the same numbers at any batch split, in any process and on any device. row_offset is the
+ * global index of this carry's row 0 (0 for a single process; a data-parallel rank passes the
+ * rows before its share). */
 int hrm_act_halt(hrm_tensor *new_steps, hrm_tensor *new_halted, const hrm_tensor *steps,
                  const hrm_tensor *rows, int32_t n, const hrm_tensor *q, int32_t max_steps,
-                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng);
+                 double exploration_prob, int32_t train, int32_t rule, hrm_rng *rng,
+                 int64_t row_offset);
 /* target (n) = sigmoid(q_halt' if new_steps >= max_steps else max(q_halt', q_continue')) from
  * the next segment's q' (n, 2). */
 int hrm_act_target_q(hrm_tensor *target, const hrm_tensor *q_next, const hrm_tensor *new_steps,

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "error.h"
 #include "module.h"
 
@@ -60,8 +59,8 @@ void hrm_module_free(hrm_module *m) {
    hrm_module_free(m->tokens);
    hrm_module_free(m->positions);
    hrm_module_free(m->puzzle);
-   hrm_buf_free(m->rope_cos);
-   hrm_buf_free(m->rope_sin);
+   m->store->be->release(m->rope_cos);
+   m->store->be->release(m->rope_sin);
    hrm_params_free(m->store);
    free(m);
 }
@@ -218,10 +217,11 @@ int hrm_module_block(hrm_module **out, hrm_params *p, const char *name,
    block_widths(m, cfg);
    int rc = HRM_OK;
    if (cfg->rope && !cfg->mlp_t) {
-      m->rope_cos = hrm_buf_alloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
-      m->rope_sin = hrm_buf_alloc(sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD);
-      if (!m->rope_cos || !m->rope_sin) rc = HRM_FAIL(HRM_ERR_MEMORY, "block: out of memory");
-      else hrm_cpu_rope_tables(m->rope_cos, m->rope_sin, cfg->tokens, m->HD, cfg->rope_theta);
+      const size_t bytes = sizeof(float) * (size_t)cfg->tokens * (size_t)m->HD;
+      rc = p->be->alloc((void **)&m->rope_cos, bytes);
+      if (rc == HRM_OK) rc = p->be->alloc((void **)&m->rope_sin, bytes);
+      if (rc == HRM_OK)
+         p->be->rope_tables(m->rope_cos, m->rope_sin, cfg->tokens, m->HD, cfg->rope_theta);
    }
    if (rc == HRM_OK && cfg->mlp_t) /* the reference's order: mlp_t, then mlp */
       rc = declare(&m->tgu, m, "mlp_t.gate_up_proj.weight", HRM_KIND_PARAM, 2, 2 * m->IT, T,
@@ -306,7 +306,9 @@ static const char *kind_name(int32_t kind) {
    return kind >= 0 && kind <= HRM_MODULE_REASONING ? names[kind] : "module";
 }
 
+/* Ids on the host are checked here; device ids come from batches checked on the host. */
 static int check_ids(const hrm_module *m, const hrm_tensor *t, int32_t limit, const char *what) {
+   if (t->device != HRM_DEVICE_CPU) return HRM_OK;
    const int32_t *v = I32(t);
    for (int64_t k = 0; k < t->numel; k++)
       HRM_CHECK(v[k] >= 0 && v[k] < limit, HRM_ERR_RANGE,
@@ -571,7 +573,7 @@ static void token_mix_forward(const hrm_module *m, hrm_block_acts *r, float *tmp
 static void sum_inputs(const hrm_backend *be, float *dst, int32_t n, const hrm_tensor *const *in) {
    const int64_t len = in[0]->numel;
    if (n == 1) {
-      memcpy(dst, in[0]->data, sizeof(float) * (size_t)len);
+      be->copy(dst, in[0]->data, sizeof(float) * (size_t)len);
       return;
    }
    be->residual_forward(dst, F32(in[n - 2]), F32(in[n - 1]), len);
@@ -604,20 +606,16 @@ static void embed_forward(const hrm_module *m, float *out, float *prefix, int32_
       return;
    }
    if (m->kind == HRM_MODULE_PUZZLE_EMBEDDING) {
-      const float *table = hrm_params_value_ptr(p, m->w);
-      const int32_t *ids = I32(in[0]);
-      for (int64_t b = 0; b < in[0]->numel; b++)
-         memcpy(out + b * m->dim, table + (int64_t)ids[b] * m->dim, sizeof(float) * (size_t)m->dim);
+      be->gather_rows(out, hrm_params_value_ptr(p, m->w), I32(in[0]), in[0]->numel,
+                      sizeof(float) * (size_t)m->dim);
       return;
    }
    const int B = (int)in[0]->shape[0], S = (int)in[0]->shape[1], D = m->dim;
    const int E = m->puzzle ? m->puzzle->dim : 0;
-   if (E > 0) {
+   if (E > 0) { /* the puzzle rows, row 0 without puzzle ids */
       const float *table = hrm_params_value_ptr(p, m->puzzle->w);
-      const int32_t *ids = n == 2 && in[1] ? I32(in[1]) : NULL;
-      for (int b = 0; b < B; b++)
-         memcpy(prefix + (int64_t)b * E, table + (int64_t)(ids ? ids[b] : 0) * E,
-                sizeof(float) * (size_t)E);
+      if (n == 2 && in[1]) be->gather_rows(prefix, table, I32(in[1]), B, sizeof(float) * (size_t)E);
+      else be->broadcast_row(prefix, table, B, sizeof(float) * (size_t)E);
    }
    be->embedding_forward(out, I32(in[0]), hrm_params_value_ptr(p, m->tokens->w),
                          E > 0 ? prefix : NULL,
@@ -639,15 +637,13 @@ static void linear_forward(const hrm_module *m, float *out, float *full, const h
    if (m->count == 1) { /* one token a row: a strided GEMM */
       be->gemm(0, 1, B, O, m->in, 1.0f, X + (int64_t)m->first * m->in, (int64_t)T * m->in, W,
                m->in, 0.0f, out, O);
-      if (bias)
-         for (int b = 0; b < B; b++)
-            for (int o = 0; o < O; o++) out[(int64_t)b * O + o] += bias[o];
+      if (bias) be->add_bias(out, bias, B, O);
       return;
    }
    be->linear_forward(full, X, W, bias, (int64_t)B * T, m->in, O);
-   for (int b = 0; b < B; b++)
-      memcpy(out + (int64_t)b * m->count * O, full + ((int64_t)b * T + m->first) * O,
-             sizeof(float) * (size_t)m->count * (size_t)O);
+   const size_t window = sizeof(float) * (size_t)m->count * (size_t)O;
+   be->copy_rows(out, (int64_t)window, full + (int64_t)m->first * O,
+                 (int64_t)sizeof(float) * T * O, B, window);
 }
 
 /* Scratch floats an untaped call or a backward needs. */
@@ -720,7 +716,7 @@ int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
          x = r.h2;
       }
       const float *y = run_blocks(m, &r, 1, tmp, x, B);
-      memcpy(out->data, y, sizeof(float) * BTD);
+      m->store->be->copy(out->data, y, sizeof(float) * BTD);
       return HRM_OK;
    }
    case HRM_MODULE_LINEAR: linear_forward(m, F32(out), scratch, in[0]); return HRM_OK;
@@ -819,7 +815,7 @@ static void block_backward(const hrm_module *m, const hrm_block_acts *r, const f
 /* dst = src (accumulate 0) or dst += src (1), n floats. */
 static void deliver(const hrm_backend *be, float *dst, const float *src, int64_t n, int accumulate) {
    if (accumulate) be->residual_forward(dst, dst, src, n);
-   else memcpy(dst, src, sizeof(float) * (size_t)n);
+   else be->copy(dst, src, sizeof(float) * (size_t)n);
 }
 
 static int blocks_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in,
@@ -846,7 +842,7 @@ static int blocks_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in
    w.dtgu = take(scratch, &off, (size_t)B * D * 2 * IT);
    w.dtact = take(scratch, &off, (size_t)B * D * IT);
    float *cur = w.dh, *other = w.dh2;
-   memcpy(cur, dout, sizeof(float) * (size_t)BTD);  // the caller's gradient stays intact
+   m->store->be->copy(cur, dout, sizeof(float) * (size_t)BTD);  // the caller's gradient stays intact
    const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
    const float *x0 = m->kind == HRM_MODULE_REASONING ? s->in0 : F32(in[0]);
    for (int32_t i = nb - 1; i >= 0; i--) {
@@ -877,26 +873,22 @@ static int linear_backward(hrm_module *m, const hrm_tensor *x, const float *dout
    const int B = (int)x->shape[0], T = (int)x->shape[1];
    if (m->count == 1) {
       if (dx) {
-         if (!accumulate) memset(dx, 0, sizeof(float) * (size_t)B * (size_t)T * (size_t)K);
+         if (!accumulate) be->zero(dx, sizeof(float) * (size_t)B * (size_t)T * (size_t)K);
          be->gemm(0, 0, B, K, O, 1.0f, dout, O, W, K, 1.0f, dx + (int64_t)m->first * K,
                   (int64_t)T * K);
       }
       be->gemm(1, 0, O, K, B, 1.0f, dout, O, X + (int64_t)m->first * K, (int64_t)T * K, 1.0f, dW,
                K);
-      if (db)
-         for (int b = 0; b < B; b++)
-            for (int o = 0; o < O; o++) db[o] += dout[(int64_t)b * O + o];
+      if (db) be->bias_backward(db, dout, B, O);
       return HRM_OK;
    }
    /* a wider window: the full (B, T, out) gradient with zero rows outside it */
    float *full = hrm_params_scratch(p, (size_t)B * (size_t)T * (size_t)O);
    if (!full) return HRM_ERR_MEMORY;
-   for (int b = 0; b < B; b++) {
-      float *row = full + (int64_t)b * T * O;
-      memset(row, 0, sizeof(float) * (size_t)T * (size_t)O);
-      memcpy(row + (int64_t)m->first * O, dout + (int64_t)b * m->count * O,
-             sizeof(float) * (size_t)m->count * (size_t)O);
-   }
+   const size_t window = sizeof(float) * (size_t)m->count * (size_t)O;
+   be->zero(full, sizeof(float) * (size_t)B * (size_t)T * (size_t)O);
+   be->copy_rows(full + (int64_t)m->first * O, (int64_t)sizeof(float) * T * O, dout,
+                 (int64_t)window, B, window);
    be->linear_backward(dx, dW, db, full, X, W, (int64_t)B * T, K, O, accumulate ? 1.0f : 0.0f);
    return HRM_OK;
 }
@@ -916,8 +908,8 @@ static int embed_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in,
       int32_t *ids;
       const int32_t rows = (int32_t)in[0]->numel;
       HRM_TRY(hrm_params_sparse_append(p, rows, &g, &ids));
-      memcpy(ids, in[0]->data, sizeof(int32_t) * (size_t)rows);
-      memcpy(g, dout, sizeof(float) * (size_t)rows * (size_t)m->dim);
+      be->copy(ids, in[0]->data, sizeof(int32_t) * (size_t)rows);
+      be->copy(g, dout, sizeof(float) * (size_t)rows * (size_t)m->dim);
       return HRM_OK;
    }
    const int B = (int)in[0]->shape[0], S = (int)in[0]->shape[1];
@@ -926,8 +918,8 @@ static int embed_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in,
    if (E > 0) { /* this batch's rows join the pending sparse gradient (accumulation appends) */
       int32_t *ids;
       HRM_TRY(hrm_params_sparse_append(p, B, &dprefix, &ids));
-      if (n == 2 && in[1]) memcpy(ids, in[1]->data, sizeof(int32_t) * (size_t)B);
-      else memset(ids, 0, sizeof(int32_t) * (size_t)B);
+      if (n == 2 && in[1]) be->copy(ids, in[1]->data, sizeof(int32_t) * (size_t)B);
+      else be->zero(ids, sizeof(int32_t) * (size_t)B);
    }
    be->embedding_backward(hrm_params_grad_ptr(p, m->tokens->w), dprefix,
                           m->positions ? hrm_params_grad_ptr(p, m->positions->w) : NULL, dout,

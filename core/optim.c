@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "error.h"
 #include "nn.h"
 
@@ -41,8 +42,8 @@ int hrm_optim_new(hrm_optim **out, hrm_params *m, const hrm_optim_config *cfg) {
    m->refs++;
    const int64_t n = m->num_params, one = 1;
    int rc;
-   if ((rc = hrm_tensor_new(&o->m, HRM_DTYPE_F32, 1, &n)) != HRM_OK ||
-       (rc = hrm_tensor_new(&o->v, HRM_DTYPE_F32, 1, &n)) != HRM_OK ||
+   if ((rc = hrm_tensor_new_device(&o->m, HRM_DTYPE_F32, 1, &n, m->device)) != HRM_OK ||
+       (rc = hrm_tensor_new_device(&o->v, HRM_DTYPE_F32, 1, &n, m->device)) != HRM_OK ||
        (rc = hrm_tensor_new(&o->t, HRM_DTYPE_F64, 1, &one)) != HRM_OK) {
       hrm_optim_free(o);
       return rc;

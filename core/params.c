@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "alloc.h"
 #include "device.h"
 #include "error.h"
 #include "grow.h"
@@ -25,7 +24,7 @@ int hrm_params_new(hrm_params **out, uint64_t seed, int32_t device) {
    hrm_params *p = calloc(1, sizeof *p);
    HRM_CHECK(p, HRM_ERR_MEMORY, "params_new: out of memory");
    p->device = device;
-   p->be = &hrm_cpu_backend;
+   p->be = hrm_backend_for(device);
    p->refs = 1;
    p->sparse = -1;
    hrm_rng_init(&p->rng, seed);
@@ -41,9 +40,9 @@ static void params_destroy(hrm_params *p) {
    free(p->tensors);
    hrm_tensor_free(p->params);
    hrm_tensor_free(p->grads);
-   hrm_buf_free(p->sgrad);
-   hrm_buf_free(p->sgrad_ids);
-   hrm_buf_free(p->scratch);
+   p->be->release(p->sgrad);
+   p->be->release(p->sgrad_ids);
+   p->be->release(p->scratch);
    free(p->tapes);
    free(p);
 }
@@ -103,14 +102,25 @@ int hrm_params_declare(int32_t *index, hrm_params *p, const char *name, int32_t 
    return HRM_OK;
 }
 
-static int init_tensor(hrm_params *p, hrm_named *d) {
+static int init_values(hrm_params *p, hrm_named *d, hrm_tensor *t) {
    switch (d->init) {
-   case HRM_INIT_CONST: return hrm_tensor_fill(d->value, d->init_arg);
-   case HRM_INIT_TRUNC_NORMAL: return hrm_tensor_trunc_normal(d->value, &p->rng, d->init_arg);
+   case HRM_INIT_CONST: return hrm_tensor_fill(t, d->init_arg);
+   case HRM_INIT_TRUNC_NORMAL: return hrm_tensor_trunc_normal(t, &p->rng, d->init_arg);
    case HRM_INIT_LECUN:
-      return hrm_tensor_trunc_normal(d->value, &p->rng, 1.0 / sqrt((double)d->shape[d->ndim - 1]));
+      return hrm_tensor_trunc_normal(t, &p->rng, 1.0 / sqrt((double)d->shape[d->ndim - 1]));
    default: return HRM_OK; /* zero: the blocks are allocated zeroed */
    }
+}
+
+/* Init rules draw on the host: off the CPU they fill a host tensor that is then uploaded. */
+static int init_tensor(hrm_params *p, hrm_named *d) {
+   if (p->device == HRM_DEVICE_CPU || d->init == HRM_INIT_ZERO) return init_values(p, d, d->value);
+   hrm_tensor *host;
+   HRM_TRY(hrm_tensor_new(&host, HRM_DTYPE_F32, d->ndim, d->shape));
+   int rc = init_values(p, d, host);
+   if (rc == HRM_OK) rc = hrm_tensor_copy(d->value, host);
+   hrm_tensor_free(host);
+   return rc;
 }
 
 int hrm_params_build(hrm_params *p, int32_t init) {
@@ -118,15 +128,15 @@ int hrm_params_build(hrm_params *p, int32_t init) {
    HRM_CHECK(!p->built, HRM_ERR_STATE, "params_build: the store is built already");
    HRM_CHECK(p->count > 0, HRM_ERR_STATE, "params_build: nothing was declared");
    const int64_t n = p->num_params > 0 ? p->num_params : 1;
-   HRM_TRY(hrm_tensor_new(&p->params, HRM_DTYPE_F32, 1, &n));
-   HRM_TRY(hrm_tensor_new(&p->grads, HRM_DTYPE_F32, 1, &n));
+   HRM_TRY(hrm_tensor_new_device(&p->params, HRM_DTYPE_F32, 1, &n, p->device));
+   HRM_TRY(hrm_tensor_new_device(&p->grads, HRM_DTYPE_F32, 1, &n, p->device));
    for (int32_t i = 0; i < p->count; i++) {
       hrm_named *d = &p->tensors[i];
       if (d->kind == HRM_KIND_PARAM) {
          HRM_TRY(hrm_tensor_view(&d->value, p->params, d->offset, d->ndim, d->shape));
          HRM_TRY(hrm_tensor_view(&d->grad, p->grads, d->offset, d->ndim, d->shape));
       } else {
-         HRM_TRY(hrm_tensor_new(&d->value, HRM_DTYPE_F32, d->ndim, d->shape));
+         HRM_TRY(hrm_tensor_new_device(&d->value, HRM_DTYPE_F32, d->ndim, d->shape, p->device));
       }
    }
    p->built = 1;
@@ -174,7 +184,7 @@ int32_t hrm_params_find(const hrm_params *p, const char *name) {
 
 int hrm_params_zero_grad(hrm_params *p) {
    HRM_CHECK(p, HRM_ERR_ARG, "params_zero_grad: store is NULL");
-   if (p->grads) memset(p->grads->data, 0, sizeof(float) * (size_t)p->grads->numel);
+   if (p->grads) p->be->zero(p->grads->data, sizeof(float) * (size_t)p->grads->numel);
    p->srows = 0;
    return HRM_OK;
 }
@@ -189,17 +199,10 @@ float *hrm_params_grad_ptr(const hrm_params *p, int32_t i) {
 
 float *hrm_params_scratch(hrm_params *p, size_t floats) {
    if (p->scratch_floats >= floats) return p->scratch;
-   hrm_buf_free(p->scratch);
+   p->be->release(p->scratch);
+   p->scratch = NULL;
    p->scratch_floats = 0;
-   const size_t bytes = floats * sizeof(float);
-   p->scratch = hrm_buf_alloc(bytes);
-   if (!p->scratch) {
-      HRM_FAIL(HRM_ERR_MEMORY,
-               "cannot allocate %zu MiB of scratch activations ---> HINT: use a smaller batch",
-               bytes >> 20);
-      return NULL;
-   }
-   memset(p->scratch, 0, bytes);
+   if (p->be->alloc((void **)&p->scratch, floats * sizeof(float)) != HRM_OK) return NULL;
    p->scratch_floats = floats;
    return p->scratch;
 }
@@ -210,26 +213,26 @@ int hrm_params_sparse_append(hrm_params *p, int32_t rows, float **grad, int32_t 
    if (p->srows + rows > p->scap) {
       int32_t cap = p->scap ? p->scap : 16;
       while (cap < p->srows + rows) cap *= 2;
-      float *g = hrm_buf_alloc(sizeof(float) * (size_t)cap * (size_t)E);
-      int32_t *id = hrm_buf_alloc(sizeof(int32_t) * (size_t)cap);
-      if (!g || !id) {
-         hrm_buf_free(g);
-         hrm_buf_free(id);
+      float *g = NULL;
+      int32_t *id = NULL;
+      if (p->be->alloc((void **)&g, sizeof(float) * (size_t)cap * (size_t)E) != HRM_OK ||
+          p->be->alloc((void **)&id, sizeof(int32_t) * (size_t)cap) != HRM_OK) {
+         p->be->release(g);
          return HRM_FAIL(HRM_ERR_MEMORY, "sparse gradient rows: out of memory");
       }
       if (p->srows > 0) {
-         memcpy(g, p->sgrad, sizeof(float) * (size_t)p->srows * (size_t)E);
-         memcpy(id, p->sgrad_ids, sizeof(int32_t) * (size_t)p->srows);
+         p->be->copy(g, p->sgrad, sizeof(float) * (size_t)p->srows * (size_t)E);
+         p->be->copy(id, p->sgrad_ids, sizeof(int32_t) * (size_t)p->srows);
       }
-      hrm_buf_free(p->sgrad);
-      hrm_buf_free(p->sgrad_ids);
+      p->be->release(p->sgrad);
+      p->be->release(p->sgrad_ids);
       p->sgrad = g;
       p->sgrad_ids = id;
       p->scap = cap;
    }
    *grad = p->sgrad + (size_t)p->srows * (size_t)E;
    *ids = p->sgrad_ids + p->srows;
-   memset(*grad, 0, sizeof(float) * (size_t)rows * (size_t)E);
+   p->be->zero(*grad, sizeof(float) * (size_t)rows * (size_t)E);
    p->srows += rows;
    return HRM_OK;
 }
@@ -247,9 +250,17 @@ int hrm_params_sparse_rows(hrm_tensor **ids, hrm_tensor **grads, const hrm_param
       *ids = NULL;
       return rc;
    }
-   if (p->srows > 0) {
-      memcpy((*ids)->data, p->sgrad_ids, sizeof(int32_t) * (size_t)p->srows);
-      memcpy((*grads)->data, p->sgrad, sizeof(float) * (size_t)p->srows * (size_t)p->sparse_dim);
+   int rc2 = HRM_OK;
+   if (p->srows > 0) { /* host copies of the device rows */
+      rc2 = p->be->download((*ids)->data, p->sgrad_ids, sizeof(int32_t) * (size_t)p->srows);
+      if (rc2 == HRM_OK)
+         rc2 = p->be->download((*grads)->data, p->sgrad,
+                               sizeof(float) * (size_t)p->srows * (size_t)p->sparse_dim);
    }
-   return HRM_OK;
+   if (rc2 != HRM_OK) {
+      hrm_tensor_free(*ids);
+      hrm_tensor_free(*grads);
+      *ids = *grads = NULL;
+   }
+   return rc2;
 }

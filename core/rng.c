@@ -1,25 +1,14 @@
 /* rng.c — the one seeded generator of hrm: Philox-4x32-10, counter based.
  *
- * State is (seed, counter): every draw encrypts the counter under the seed and advances it,
- * so saving the two numbers saves the stream. Used for initialisation, exploration,
- * sampling and augmentation. Also the reference's truncated-normal initialiser (spec §1.1).
+ * State is (seed, counter): every draw encrypts the counter under the seed (counter_rng.h) and
+ * advances it, so saving the two numbers saves the stream. Used for initialisation, sampling and
+ * augmentation; exploration keys its per-row draws on (seed, counter) and advances the counter
+ * once a step. Also the reference's truncated-normal initialiser (spec §1.1).
  */
 #include <math.h>
 
+#include "counter_rng.h"
 #include "error.h"
-
-static void philox4x32(uint32_t ctr[4], uint32_t k0, uint32_t k1) {
-   const uint32_t M0 = 0xD2511F53u, M1 = 0xCD9E8D57u, W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
-   for (int r = 0; r < 10; r++) {
-      uint64_t p0 = (uint64_t)M0 * ctr[0], p1 = (uint64_t)M1 * ctr[2];
-      uint32_t n0 = (uint32_t)(p1 >> 32) ^ ctr[1] ^ k0;
-      uint32_t n1 = (uint32_t)p1;
-      uint32_t n2 = (uint32_t)(p0 >> 32) ^ ctr[3] ^ k1;
-      uint32_t n3 = (uint32_t)p0;
-      ctr[0] = n0, ctr[1] = n1, ctr[2] = n2, ctr[3] = n3;
-      k0 += W0, k1 += W1;
-   }
-}
 
 void hrm_rng_init(hrm_rng *rng, uint64_t seed) {
    rng->seed = seed;
@@ -28,13 +17,14 @@ void hrm_rng_init(hrm_rng *rng, uint64_t seed) {
 
 uint64_t hrm_rng_next_u64(hrm_rng *rng) {
    uint32_t c[4] = {(uint32_t)rng->counter, (uint32_t)(rng->counter >> 32), 0x68726d00u, 0};
-   philox4x32(c, (uint32_t)rng->seed, (uint32_t)(rng->seed >> 32));
+   hrm_philox4x32(c, (uint32_t)rng->seed, (uint32_t)(rng->seed >> 32));
    rng->counter++;
    return ((uint64_t)c[0] << 32) | c[1];
 }
 
 double hrm_rng_uniform(hrm_rng *rng) {
-   return (double)(hrm_rng_next_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+   const uint64_t x = hrm_rng_next_u64(rng);
+   return hrm_rng_unit((uint32_t)(x >> 32), (uint32_t)x);
 }
 
 /* Draw number `index` of the stream after `rng` without touching it: the fills below give

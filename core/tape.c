@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "error.h"
 #include "grow.h"
 #include "module.h"
@@ -111,7 +112,7 @@ static int add_chunk(hrm_tape *t, size_t floats) {
    HRM_TRY(hrm_grow((void **)&t->chunks, &t->chunk_cap, t->nchunks, sizeof *t->chunks, "tape"));
    const int64_t n = (int64_t)floats;
    hrm_tensor *mem;
-   const int rc = hrm_tensor_new(&mem, HRM_DTYPE_F32, 1, &n);
+   const int rc = hrm_tensor_new_device(&mem, HRM_DTYPE_F32, 1, &n, t->store->device);
    if (rc != HRM_OK)
       return HRM_FAIL(HRM_ERR_MEMORY, "tape: cannot allocate %zu MiB of saved activations "
                       "---> HINT: use a smaller batch", (floats * sizeof(float)) >> 20);
@@ -218,7 +219,7 @@ int hrm_tape_call(hrm_tensor **out, hrm_tape *t, hrm_module *m, int32_t n,
          const size_t bytes = (size_t)inputs[i]->numel * hrm_dtype_size(inputs[i]->dtype);
          float *copy;
          HRM_TRY(take(t, (bytes + 3) / 4, &copy, NULL));
-         memcpy(copy, inputs[i]->data, bytes);
+         t->store->be->copy(copy, inputs[i]->data, bytes);
          r->in[i].data = copy;
       }
       stable[i] = &r->in[i];
@@ -260,6 +261,9 @@ int hrm_tape_backward(hrm_tape *t, int32_t n, const hrm_tensor *const *outputs,
                 grads[i]->numel == t->nodes[k].numel, HRM_ERR_SHAPE,
                 "tape_backward: gradient %d must be f32 with %lld elements", i + 1,
                 (long long)t->nodes[k].numel);
+      HRM_CHECK(grads[i]->device == t->store->device, HRM_ERR_DEVICE,
+                "tape_backward: gradient %d is on device %d, the model on %d", i + 1,
+                grads[i]->device, t->store->device);
    }
    t->done = 1;
    for (int32_t i = 0; i < n; i++) {
@@ -267,7 +271,7 @@ int hrm_tape_backward(hrm_tape *t, int32_t n, const hrm_tensor *const *outputs,
       HRM_TRY(grad_buffer(t, node));
       if (node->has_grad)
          t->store->be->residual_forward(node->grad, node->grad, grads[i]->data, node->numel);
-      else memcpy(node->grad, grads[i]->data, sizeof(float) * (size_t)node->numel);
+      else t->store->be->copy(node->grad, grads[i]->data, sizeof(float) * (size_t)node->numel);
       node->has_grad = 1;
    }
    for (int32_t r = t->nrecs - 1; r >= 0; r--) {
@@ -307,7 +311,12 @@ int hrm_tape_grad(hrm_tensor **out, hrm_tape *t, const hrm_tensor *x) {
              "---> HINT: tape:watch(x) before the calls");
    const tape_node *node = &t->nodes[k];
    HRM_TRY(hrm_tensor_new(out, HRM_DTYPE_F32, node->ndim, node->shape));
-   if (node->has_grad)
-      memcpy((*out)->data, node->grad, sizeof(float) * (size_t)node->numel);
-   return HRM_OK;
+   const int rc = node->has_grad ? t->store->be->download((*out)->data, node->grad,
+                                                          sizeof(float) * (size_t)node->numel)
+                                 : HRM_OK;
+   if (rc != HRM_OK) {
+      hrm_tensor_free(*out);
+      *out = NULL;
+   }
+   return rc;
 }

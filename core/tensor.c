@@ -19,7 +19,8 @@ struct hrm_storage {
    void *data;
    size_t bytes;
    int64_t refs;
-   int32_t device;  // enum hrm_device of data
+   int32_t device;          // enum hrm_device of data
+   const hrm_backend *be;   // off the CPU: the table that allocated data (and releases it)
 };
 
 static const char *const dtype_names[HRM_DTYPE_COUNT] = {"f32", "f64", "bf16", "i32", "i64", "u8"};
@@ -150,7 +151,7 @@ void hrm_tensor_free(hrm_tensor *t) {
    if (!t) return;
    if (t->storage && --t->storage->refs == 0) {
       if (t->storage->device != HRM_DEVICE_CPU)
-         hrm_device_free(t->storage->data, t->storage->device);
+         t->storage->be->release(t->storage->data);
       else
          hrm_buf_free(t->storage->data);
       free(t->storage);
@@ -214,8 +215,12 @@ int hrm_tensor_copy(hrm_tensor *dst, const hrm_tensor *src) {
    if (dst->data == src->data && dst->dtype == src->dtype) return HRM_OK;
    if (dst->device != HRM_DEVICE_CPU || src->device != HRM_DEVICE_CPU)
       return hrm_device_tensor_copy(dst, src);
-   if (dst->dtype == src->dtype) {
-      memmove(dst->data, src->data, (size_t)src->numel * hrm_dtype_size(src->dtype));
+   if (dst->dtype == src->dtype) { /* the table's copy, unless two views of one block overlap */
+      const size_t bytes = (size_t)src->numel * hrm_dtype_size(src->dtype);
+      const char *d = dst->data, *s = src->data;
+      if (d + bytes <= s || s + bytes <= d)
+         hrm_backend_for(HRM_DEVICE_CPU)->copy(dst->data, s, bytes);
+      else memmove(dst->data, s, bytes);
    } else if (dst->dtype == HRM_DTYPE_BF16 && src->dtype == HRM_DTYPE_F32) {
       const float *s = src->data;
       uint16_t *d = dst->data;
@@ -358,7 +363,7 @@ int hrm_tensor_transpose(hrm_tensor *out, const hrm_tensor *a, int32_t d0, int32
    return HRM_OK;
 }
 
-/* ---- device tensors (internal, device.h) ---------------------------------------------------- */
+/* ---- device tensors ---------------------------------------------------- */
 
 int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const int64_t *shape,
                           int32_t device) {
@@ -376,13 +381,14 @@ int hrm_tensor_new_device(hrm_tensor **out, int32_t dtype, int32_t ndim, const i
    if (!t || !s) {
       free(t);
       free(s);
-      hrm_device_free(data, device);
+      hrm_backend_for(device)->release(data);
       return HRM_FAIL(HRM_ERR_MEMORY, "tensor_new: out of memory");
    }
    s->data = data;
    s->bytes = bytes;
    s->refs = 1;
    s->device = device;
+   s->be = hrm_backend_for(device);
    t->storage = s;
    t->data = data;
    t->dtype = dtype;

@@ -1,8 +1,8 @@
 /* cuda.h — internal interface of the CUDA backend (kernels/): device context, memory, launchers.
  *
- * Plain C declarations, usable from the C core, the C tests and the .cu files. Every launcher
- * mirrors the CPU entry of the same op in core/nn.h (same arguments, same shapes, same
- * accumulate-or-write rules); pointers are device memory. Launchers return nothing, like the
+ * Plain C declarations, usable from the C tests and the .cu files (the core sees only the table,
+ * through core/device.h). Every launcher mirrors the backend.h entry of the same op (same
+ * arguments, same shapes, same accumulate-or-write rules); pointers are device memory. Launchers return nothing, like the
  * backend table: a failing CUDA or cuBLAS call is recorded in a sticky status that
  * hrm_cuda_status() / hrm_cuda_sync() turn into HRM_ERR_DEVICE with a message. One stream, no
  * host synchronisation inside a launcher. Not part of the public API (hrm.h).
@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#include "nn.h"
+#include "backend.h"
 
 /* ---- context and status --------------------------------------------------------------------- */
 
@@ -60,7 +60,49 @@ void hrm_cuda_gemm_bf16_forward(int trans_a, int trans_b, int64_t M, int64_t N, 
 /* out (n) bf16 bits = round-to-nearest-even of inp (n) */
 void hrm_cuda_f32_to_bf16_forward(uint16_t *out, const float *inp, int64_t n);
 
-/* ---- the backend table's entries (same contracts as the hrm_cpu_* functions in nn.h) -------- */
+/* ---- the backend table's entries (the contracts of backend.h) -------------------------------- */
+
+void hrm_cuda_zero(void *dst, size_t bytes);
+void hrm_cuda_copy(void *dst, const void *src, size_t bytes);
+int hrm_cuda_upload(void *dst, const void *host_src, size_t bytes);
+int hrm_cuda_download(void *host_dst, const void *src, size_t bytes);
+void hrm_cuda_copy_rows(void *dst, int64_t dst_pitch, const void *src, int64_t src_pitch,
+                        int64_t rows, size_t row_bytes);
+void hrm_cuda_gather_rows(void *dst, const void *src, const int32_t *index, int64_t n,
+                          size_t row_bytes);
+void hrm_cuda_scatter_rows(void *dst, const void *src, const int32_t *index, int64_t n,
+                           size_t row_bytes);
+void hrm_cuda_broadcast_row(void *dst, const void *row, int64_t n, size_t row_bytes);
+void hrm_cuda_add_bias(float *out, const float *bias, int64_t N, int OC);
+void hrm_cuda_bias_backward(float *dbias, const float *dout, int64_t N, int OC);
+void hrm_cuda_rope_tables(float *cos_t, float *sin_t, int T, int HD, double theta);
+void hrm_cuda_list_rows(int32_t *rows, int32_t *count, const uint8_t *active, int32_t B);
+void hrm_cuda_reset_state(float *state, const float *init, const uint8_t *halted,
+                          const int32_t *rows, int32_t n, int64_t T, int64_t D);
+void hrm_cuda_reset_fields(int32_t *steps, int32_t *inputs, int32_t *labels, int32_t *puzzle_ids,
+                           const uint8_t *halted, const int32_t *rows, int32_t n, int32_t S,
+                           const int32_t *batch_inputs, const int32_t *batch_labels,
+                           const int32_t *batch_puzzle_ids);
+void hrm_cuda_act_halt(int32_t *new_steps, uint8_t *new_halted, const int32_t *steps,
+                       const int32_t *rows, int32_t n, const float *q, int32_t max_steps,
+                       double exploration_prob, int32_t explore, int32_t rule, uint64_t seed,
+                       uint64_t step, int64_t row_offset);
+void hrm_cuda_target_q(float *target, const float *q_next, const int32_t *new_steps, int32_t n,
+                       int32_t max_steps);
+void hrm_cuda_loss_head_forward(double *metrics, double *tok_w, float *q_split, double *row_bce,
+                                const double *tok_loss, const int32_t *pred,
+                                const int32_t *labels, const float *q, const int32_t *new_steps,
+                                const uint8_t *new_halted, const float *target, int32_t n,
+                                int32_t S, double global_batch);
+void hrm_cuda_loss_head_backward(float *dq, float *dq_split, double *row_w, const float *q_split,
+                                 const float *target, int32_t n, double global_batch);
+void hrm_cuda_split_q_rows(float *q_halt, float *q_continue, const float *q, const int32_t *rows,
+                           int32_t n);
+void hrm_cuda_solve_update(int32_t *count, int32_t *predictions, int32_t *steps, float *q_halt,
+                           float *q_continue, uint8_t *active, const float *logits,
+                           const float *q_halt_logits, const float *q_continue_logits, int64_t B,
+                           int32_t S, int32_t V, int32_t segment, int32_t halt_q);
+void hrm_cuda_ema_update(float *ema, const float *x, int64_t n, double decay);
 
 void hrm_cuda_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                              int64_t N, int C, int OC);
@@ -77,7 +119,7 @@ void hrm_cuda_rmsnorm_forward(float *out, float *rstd, const float *inp, int64_t
                               float eps);
 void hrm_cuda_rmsnorm_backward(float *dinp, const float *dout, const float *out,
                                const float *rstd, int64_t N, int D);
-/* Fused residual + RMSNorm (not a table entry yet): sum (N, D) = a + b when sum is not NULL,
+/* Fused residual + RMSNorm (the table's add_rmsnorm_forward, without sum): sum (N, D) = a + b when sum is not NULL,
  * out (N, D) = rms_norm(a + b), rstd (N) may be NULL. out may alias a or b. */
 void hrm_cuda_residual_rmsnorm_forward(float *out, float *rstd, float *sum, const float *a,
                                        const float *b, int64_t N, int D, float eps);

@@ -216,3 +216,81 @@ extern "C" int hrm_cuda_memset0(void *p, size_t bytes) {
    HRM_CU_RC(cudaMemsetAsync(p, 0, bytes, ctx.stream));
    return HRM_OK;
 }
+
+/* ---- the table's memory entries (asynchronous except upload / download) -------------------- */
+
+extern "C" void hrm_cuda_zero(void *dst, size_t bytes) {
+   if (bytes == 0) return;
+   HRM_READY();
+   HRM_CU(cudaMemsetAsync(dst, 0, bytes, ctx.stream));
+}
+
+extern "C" void hrm_cuda_copy(void *dst, const void *src, size_t bytes) {
+   if (bytes == 0) return;
+   HRM_READY();
+   HRM_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+}
+
+extern "C" int hrm_cuda_upload(void *dst, const void *host_src, size_t bytes) {
+   return hrm_cuda_memcpy(dst, HRM_DEVICE_CUDA, host_src, HRM_DEVICE_CPU, bytes);
+}
+
+extern "C" int hrm_cuda_download(void *host_dst, const void *src, size_t bytes) {
+   return hrm_cuda_memcpy(host_dst, HRM_DEVICE_CPU, src, HRM_DEVICE_CUDA, bytes);
+}
+
+extern "C" void hrm_cuda_copy_rows(void *dst, int64_t dst_pitch, const void *src,
+                                   int64_t src_pitch, int64_t rows, size_t row_bytes) {
+   if (rows <= 0 || row_bytes == 0) return;
+   HRM_READY();
+   HRM_CU(cudaMemcpy2DAsync(dst, (size_t)dst_pitch, src, (size_t)src_pitch, row_bytes,
+                            (size_t)rows, cudaMemcpyDeviceToDevice, ctx.stream));
+}
+
+/* Rows of `words` 4-byte words (or bytes when a row is not a whole number of words), one
+ * thread an element: dst row i <- src row index[i] (gather), the reverse (scatter), or every
+ * dst row <- src row 0 (broadcast, index unused). */
+enum { ROWS_GATHER = 0, ROWS_SCATTER = 1, ROWS_BROADCAST = 2 };
+
+template <typename T>
+static __global__ void rows_kernel1(T *dst, const T *src, const int32_t *index, int64_t n,
+                                    int64_t len, int mode) {
+   for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < n * len;
+        k += (int64_t)gridDim.x * blockDim.x) {
+      const int64_t i = k / len, j = k % len;
+      const int64_t r = index ? index[i] : i;
+      if (mode == ROWS_GATHER) dst[i * len + j] = src[r * len + j];
+      else if (mode == ROWS_SCATTER) dst[r * len + j] = src[i * len + j];
+      else dst[i * len + j] = src[j];
+   }
+}
+
+static void rows_launch(void *dst, const void *src, const int32_t *index, int64_t n,
+                        size_t row_bytes, int mode) {
+   if (n <= 0 || row_bytes == 0) return;
+   HRM_READY();
+   if (row_bytes % 4 == 0) {
+      const int64_t len = (int64_t)(row_bytes / 4);
+      rows_kernel1<uint32_t><<<hrm_blocks(n * len, 256), 256, 0, ctx.stream>>>(
+         (uint32_t *)dst, (const uint32_t *)src, index, n, len, mode);
+   } else {
+      const int64_t len = (int64_t)row_bytes;
+      rows_kernel1<uint8_t><<<hrm_blocks(n * len, 256), 256, 0, ctx.stream>>>(
+         (uint8_t *)dst, (const uint8_t *)src, index, n, len, mode);
+   }
+   HRM_LAUNCHED();
+}
+
+extern "C" void hrm_cuda_gather_rows(void *dst, const void *src, const int32_t *index, int64_t n,
+                                     size_t row_bytes) {
+   if (dst != src || index) rows_launch(dst, src, index, n, row_bytes, ROWS_GATHER);
+}
+
+extern "C" void hrm_cuda_scatter_rows(void *dst, const void *src, const int32_t *index,
+                                      int64_t n, size_t row_bytes) {
+   if (dst != src || index) rows_launch(dst, src, index, n, row_bytes, ROWS_SCATTER);
+}
+
+extern "C" void hrm_cuda_broadcast_row(void *dst, const void *row, int64_t n, size_t row_bytes) {
+   rows_launch(dst, row, NULL, n, row_bytes, ROWS_BROADCAST);
+}

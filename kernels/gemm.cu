@@ -127,12 +127,22 @@ extern "C" void hrm_cuda_linear_forward(float *out, const float *inp, const floa
                                         const float *bias, int64_t N, int C, int OC) {
    // out (N, OC) = inp (N, C) · weightᵀ (C, OC)
    hrm_cuda_gemm_forward(0, 1, N, OC, C, 1.0f, inp, C, weight, C, 0.0f, out, OC);
-   if (bias && N > 0 && OC > 0) {
-      HRM_READY();
-      bias_forward_kernel1<<<hrm_blocks(N * OC, 256), 256, 0, hrm_cuda_stream()>>>(out, bias, N,
-                                                                                   OC);
-      HRM_LAUNCHED();
-   }
+   if (bias) hrm_cuda_add_bias(out, bias, N, OC);
+}
+
+extern "C" void hrm_cuda_add_bias(float *out, const float *bias, int64_t N, int OC) {
+   if (N <= 0 || OC <= 0) return;
+   HRM_READY();
+   bias_forward_kernel1<<<hrm_blocks(N * OC, 256), 256, 0, hrm_cuda_stream()>>>(out, bias, N, OC);
+   HRM_LAUNCHED();
+}
+
+extern "C" void hrm_cuda_bias_backward(float *dbias, const float *dout, int64_t N, int OC) {
+   if (N <= 0 || OC <= 0) return;
+   HRM_READY();
+   const dim3 block(32, 8);
+   bias_backward_kernel1<<<(OC + 31) / 32, block, 0, hrm_cuda_stream()>>>(dbias, dout, N, OC);
+   HRM_LAUNCHED();
 }
 
 extern "C" void hrm_cuda_linear_backward(float *dinp, float *dweight, float *dbias,
@@ -143,10 +153,5 @@ extern "C" void hrm_cuda_linear_backward(float *dinp, float *dweight, float *dbi
    if (dinp) hrm_cuda_gemm_forward(0, 0, N, C, OC, 1.0f, dout, OC, weight, C, dinp_beta, dinp, C);
    // dweight (OC, C) += doutᵀ (OC, N) · inp (N, C)
    if (dweight) hrm_cuda_gemm_forward(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-   if (dbias && OC > 0) {
-      HRM_READY();
-      dim3 block(32, 8);
-      bias_backward_kernel1<<<(OC + 31) / 32, block, 0, hrm_cuda_stream()>>>(dbias, dout, N, OC);
-      HRM_LAUNCHED();
-   }
+   if (dbias) hrm_cuda_bias_backward(dbias, dout, N, OC);
 }

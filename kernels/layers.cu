@@ -3,10 +3,12 @@
  * RoPE (half-split), SwiGLU, the residual add and the batched transpose of the token-mixing
  * block (TRM-MLP).
  *
- * Same contracts as core/cpu/ (see nn.h). Row reductions (RMSNorm) use one warp per row in
+ * Same contracts as core/cpu/ (see backend.h). Row reductions (RMSNorm) use one warp per row in
  * fp32. The token-table gradient is a scatter-add with atomics, so its summation order (and
  * last bits) differs from the CPU's; everything else is written once per element.
  */
+#include <stdlib.h>
+
 #include "common.cuh"
 
 
@@ -223,6 +225,30 @@ extern "C" void hrm_cuda_rope_forward(float *qkv, const float *cos_t, const floa
 extern "C" void hrm_cuda_rope_backward(float *dqkv, const float *cos_t, const float *sin_t,
                                        int B, int T, int NH, int HD) {
    rope_launch(dqkv, cos_t, sin_t, B, T, NH, HD, -1.0f);
+}
+
+/* The tables are made once per block on the host with the CPU's fp32 formula (so both tables
+ * rotate by the same numbers), then uploaded. */
+extern "C" void hrm_cuda_rope_tables(float *cos_t, float *sin_t, int T, int HD, double theta) {
+   const size_t n = (size_t)T * (size_t)HD;
+   float *host = (float *)malloc(2 * n * sizeof(float));
+   if (!host) {
+      hrm_cuda_record(__FILE__, __LINE__, "rope_tables", "out of host memory");
+      return;
+   }
+   float *hc = host, *hs = host + n;
+   const int half = HD / 2;
+   for (int i = 0; i < half; i++) {
+      const float inv_freq = 1.0f / powf((float)theta, (float)(2 * i) / (float)HD);
+      for (int t = 0; t < T; t++) {
+         const float f = (float)t * inv_freq;
+         hc[(size_t)t * HD + i] = hc[(size_t)t * HD + i + half] = cosf(f);
+         hs[(size_t)t * HD + i] = hs[(size_t)t * HD + i + half] = sinf(f);
+      }
+   }
+   if (hrm_cuda_upload(cos_t, hc, n * sizeof(float)) == HRM_OK)
+      (void)hrm_cuda_upload(sin_t, hs, n * sizeof(float));
+   free(host);
 }
 
 /* ---- SwiGLU and the residual add ------------------------------------------------------------ */

@@ -237,6 +237,10 @@ describe("batch validation", function()
       -- a wrong-sized tensor option (the C API's wrong output tensor has no Lua counterpart)
       assert.has_error(function() m:step(c, b(), { train = false, active = Tensor({ 1, 1, 1 }, "u8") }) end,
                        "step: option 'active' must be a u8 tensor of the batch size")
+      assert.has_error(function() m:step(c, b(), { train = true, row_offset = -2 }) end,
+                       "step: option 'row_offset' must be an integer >= 0, got -2")
+      assert.has_error(function() m:step(c, b(), { train = true, row_offset = 1.5 }) end,
+                       "step: option 'row_offset' must be an integer >= 0, got 1.5")
       -- eval without labels: losses and metrics are zero
       local out = m:step(c, { inputs = b().inputs, puzzle_identifiers = b().puzzle_identifiers }, { train = false })
       assert.is_true(out.loss == 0 and out.count == 0)

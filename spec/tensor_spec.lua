@@ -216,3 +216,42 @@ describe("hrm.Tensor comparisons and printing", function()
       assert.truthy(big:find("...", 1, true))
    end)
 end)
+
+describe("hrm.Tensor on a device", function()
+   local ffi = require "ffi"
+   local C = require "hrm.ffi"
+   pcall(ffi.cdef, [[
+      const void *hrm_backend_for(int32_t device);
+      const void *hrm_backend_bind(int32_t device, const void *be);
+   ]])
+
+   it("moves with to(\"cpu\") / to(\"cuda\") and refuses host access to device elements", function()
+      local t = Tensor.new({ 1, 2, 3 })
+      assert.equal(t, t:to("cpu"))
+      if not hrm.cuda_available() then
+         local ok, err = pcall(function() return t:to("cuda") end)
+         assert.is_false(ok)
+         assert.truthy(tostring(err):find("not available", 1, true), tostring(err))
+      end
+      -- the CPU table serving "cuda": the device paths run here, on host memory
+      local old = C.hrm_backend_bind(1, C.hrm_backend_for(0))
+      local ok, err = pcall(function()
+         local d = t:to("cuda")
+         assert.equal("cuda", d:device())
+         assert.equal(d, d:to("cuda"))
+         for _, f in ipairs({ "data", "totable", "sum" }) do
+            local fine, msg = pcall(d[f], d)
+            assert.is_false(fine)
+            assert.truthy(tostring(msg):find("CUDA memory", 1, true), tostring(msg))
+         end
+         assert.truthy(tostring(d):find("(cuda)", 1, true))
+         local c = d:clone()
+         assert.equal("cuda", c:device())
+         assert.same({ 1, 2, 3 }, c:to("cpu"):totable())
+         local e = Tensor.zeros(3):to("cuda"):copy(t)
+         assert.same({ 1, 2, 3 }, e:to("cpu"):totable())
+      end)
+      C.hrm_backend_bind(1, old)
+      assert.is_true(ok, tostring(err))
+   end)
+end)

@@ -11,7 +11,7 @@
 #include <math.h>
 
 #include "fastmath.h"
-#include "../nn.h"
+#include "ops.h"
 #include "gemm.h"
 #include "scalar.h"
 

@@ -1,20 +1,35 @@
 /* backend.c — the CPU backend table: every op the model calls, pointing at core/cpu/.
  *
  * This table is the readable reference a device backend mirrors entry for entry. It holds no
- * state; thread counts come from OpenMP (hrm_set_threads).
+ * state; thread counts come from OpenMP (hrm_set_threads). Its memory is host memory.
  */
-#include "../nn.h"
+#include "../device.h"
+#include "ops.h"
 #include "gemm.h"
 
 const hrm_backend hrm_cpu_backend = {
    .name = "cpu",
+   .alloc = hrm_cpu_alloc,
+   .release = hrm_cpu_release,
+   .zero = hrm_cpu_zero,
+   .copy = hrm_cpu_copy,
+   .upload = hrm_cpu_transfer,
+   .download = hrm_cpu_transfer,
+   .sync = hrm_cpu_sync,
+   .copy_rows = hrm_cpu_copy_rows,
+   .gather_rows = hrm_cpu_gather_rows,
+   .scatter_rows = hrm_cpu_scatter_rows,
+   .broadcast_row = hrm_cpu_broadcast_row,
    .gemm = hrm_cpu_sgemm,
    .linear_forward = hrm_cpu_linear_forward,
    .linear_backward = hrm_cpu_linear_backward,
+   .add_bias = hrm_cpu_add_bias,
+   .bias_backward = hrm_cpu_bias_backward,
    .embedding_forward = hrm_cpu_embedding_forward,
    .embedding_backward = hrm_cpu_embedding_backward,
    .rmsnorm_forward = hrm_cpu_rmsnorm_forward,
    .rmsnorm_backward = hrm_cpu_rmsnorm_backward,
+   .rope_tables = hrm_cpu_rope_tables,
    .rope_forward = hrm_cpu_rope_forward,
    .rope_backward = hrm_cpu_rope_backward,
    .attention_forward = hrm_cpu_attention_forward,
@@ -30,6 +45,16 @@ const hrm_backend hrm_cpu_backend = {
    .bce_logits_forward = hrm_cpu_bce_logits_forward,
    .bce_logits_backward = hrm_cpu_bce_logits_backward,
    .argmax_forward = hrm_cpu_argmax_forward,
+   .list_rows = hrm_cpu_list_rows,
+   .reset_state = hrm_cpu_reset_state,
+   .reset_fields = hrm_cpu_reset_fields,
+   .act_halt = hrm_cpu_act_halt,
+   .target_q = hrm_cpu_target_q,
+   .loss_head_forward = hrm_cpu_loss_head_forward,
+   .loss_head_backward = hrm_cpu_loss_head_backward,
+   .split_q_rows = hrm_cpu_split_q_rows,
+   .solve_update = hrm_cpu_solve_update,
+   .ema_update = hrm_cpu_ema_update,
    .adam_atan2_update = hrm_cpu_adam_atan2_update,
    .adamw_update = hrm_cpu_adamw_update,
    .signsgd_update = hrm_cpu_signsgd_update,

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "../nn.h"
+#include "ops.h"
 
 void hrm_cpu_embedding_forward(float *out, const int32_t *inputs, const float *tok,
                                const float *prefix, const float *pos, int B, int S, int P, int D,

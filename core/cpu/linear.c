@@ -4,7 +4,7 @@
  * the bf16 option) over the flattened rows (N = B·T); the bias gradient is a column sum. No
  * allocation, no validation (module.c and the store own both).
  */
-#include "../nn.h"
+#include "ops.h"
 #include "gemm.h"
 
 void hrm_cpu_linear_forward(float *out, const float *inp, const float *weight, const float *bias,
@@ -32,4 +32,14 @@ void hrm_cpu_linear_backward(float *dinp, float *dweight, float *dbias, const fl
          dbias[o] += (float)acc;
       }
    }
+}
+
+void hrm_cpu_add_bias(float *out, const float *bias, int64_t N, int OC) {
+   for (int64_t n = 0; n < N; n++)
+      for (int o = 0; o < OC; o++) out[n * OC + o] += bias[o];
+}
+
+void hrm_cpu_bias_backward(float *dbias, const float *dout, int64_t N, int OC) {
+   for (int64_t n = 0; n < N; n++)
+      for (int o = 0; o < OC; o++) dbias[o] += dout[n * OC + o];
 }

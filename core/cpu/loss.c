@@ -7,7 +7,7 @@
  */
 #include <math.h>
 
-#include "../nn.h"
+#include "ops.h"
 
 static inline double stab_s(double x) { return x < 0.0 ? 1.0 / (1.0 - x + 1e-30) : x + 1.0; }
 

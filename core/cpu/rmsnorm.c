@@ -7,7 +7,7 @@
  */
 #include <math.h>
 
-#include "../nn.h"
+#include "ops.h"
 #include "scalar.h"
 
 void hrm_cpu_rmsnorm_forward(float *out, float *rstd, const float *inp, int64_t N, int D,

@@ -7,7 +7,7 @@
  */
 #include <math.h>
 
-#include "../nn.h"
+#include "ops.h"
 #include "scalar.h"
 
 void hrm_cpu_rope_tables(float *cos_t, float *sin_t, int T, int HD, double theta) {

@@ -6,7 +6,7 @@
 #include <math.h>
 
 #include "fastmath.h"
-#include "../nn.h"
+#include "ops.h"
 #include "scalar.h"
 
 /* One row: o = silu(g) * u, (I) each. With AVX-512 the division becomes a reciprocal estimate

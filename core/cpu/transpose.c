@@ -5,7 +5,7 @@
  * is exact. The transpose of a transpose is the identity, so the backward is the same call with
  * the two sizes swapped.
  */
-#include "../nn.h"
+#include "ops.h"
 
 #define TILE 32
 

@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "fastmath.h"
-#include "../nn.h"
+#include "ops.h"
 
 void hrm_cpu_adam_atan2_update(float *p, float *m, float *v, const float *g, int64_t n, float lr,
                                float wd_alpha, float mbeta1, float mbeta2, float bc1_rcp,

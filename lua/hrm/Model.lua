@@ -7,6 +7,9 @@
 -- inference loop with a halting policy ("max", "q", or a Lua function). Token ids come as i32
 -- tensors or Lua tables of rows (puzzle strings go through task:solve). Output tensors are
 -- allocated once per batch size and refilled by every step: copy them (`:clone()`) to keep.
+-- hrm.Model(cfg, {device = "cuda"}) keeps every tensor of the model in device memory (parameters,
+-- gradients, optimizer state, carry, tape arena, step outputs): t:to("cpu") copies one to the
+-- host; batches are host tensors, metrics and solve's results come back on the host.
 local ffi = require "ffi"
 local bit = require "bit"
 local C = require "hrm.ffi"
@@ -259,6 +262,9 @@ local function batch_tensor(batch, key, dims, required, vocab)
       if not INTEGER_DTYPES[t:dtype()] then fail(4, "%s: expected i32 ids, got %s", what, t:dtype()) end
       t = t:to("i32")
    end
+   if t:device() ~= "cpu" then
+      fail(4, "step: batch.%s must be a host tensor (the step stages it)\n---> HINT: t:to(\"cpu\")", key)
+   end
    local size = t:size()
    local ok = #size == #dims
    for i = 1, #dims do ok = ok and size[i] == dims[i] end
@@ -289,10 +295,12 @@ local function fill_batch(self, carry, batch, need_labels)
    return b
 end
 
--- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor}) -> outputs:
--- {logits, q_halt_logits, q_continue_logits} (the carry's output tensors) and the reference's
--- batch sums (loss, lm_loss, q_halt_loss, q_continue_loss, accuracy, exact_accuracy,
+-- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor, row_offset = n})
+-- -> outputs: {logits, q_halt_logits, q_continue_logits} (the carry's output tensors) and the
+-- reference's batch sums (loss, lm_loss, q_halt_loss, q_continue_loss, accuracy, exact_accuracy,
 -- q_halt_accuracy, steps, count). Training accumulates the gradient of loss / global_batch.
+-- row_offset (default 0) is the global row of the carry's first row: exploration draws are
+-- keyed by (seed, step, global row), so a batch split across calls or processes draws as one.
 function Model:step(carry, batch, opts)
    handle(self)
    if getmetatable(carry) ~= Carry or carry.model ~= self then
@@ -309,6 +317,10 @@ function Model:step(carry, batch, opts)
    end
    if opts.global_batch ~= nil and (type(opts.global_batch) ~= "number" or opts.global_batch < 0) then
       fail(2, "step: option 'global_batch' must be a number >= 0, got %s", tostring(opts.global_batch))
+   end
+   local ro = opts.row_offset
+   if ro ~= nil and (type(ro) ~= "number" or ro < 0 or ro % 1 ~= 0) then
+      fail(2, "step: option 'row_offset' must be an integer >= 0, got %s", tostring(ro))
    end
    local out = act.step(self, carry, b, opts)
    batch_keep[1], batch_keep[2], batch_keep[3] = nil, nil, nil
@@ -380,31 +392,37 @@ function Model:solve(batch, opts)
    end
    batch = { inputs = batch, puzzle_identifiers = pids }
    local B = batch.inputs:size(1)
-   local S = self.cfg.seq_len
    local max_steps = opts.max_steps or self.cfg.halt_max_steps
    local carry = self:carry(B)
-   local active = Tensor.ones(B, "u8")
-   local predictions = Tensor.zeros(B, S, "i32")
-   local steps = Tensor.zeros(B, "i32")
-   local q_halt, q_cont = Tensor.zeros(B), Tensor.zeros(B)
+   local function new(t) return t:to(self.device) end  -- the bookkeeping lives with the carry
+   local active = new(Tensor.ones(B, "u8"))
+   local predictions = new(Tensor.zeros(B, S, "i32"))
+   local steps = new(Tensor.zeros(B, "i32"))
+   local q_halt, q_cont = new(Tensor.zeros(B)), new(Tensor.zeros(B))
    local input = { inputs = batch.inputs, puzzle_identifiers = batch.puzzle_identifiers }
    for seg = 1, max_steps do
       local out = self:step(carry, input, { train = false, active = active })
-      C.hrm_act_solve_update(n_active, predictions:cdata(), steps:cdata(), q_halt:cdata(), q_cont:cdata(),
-                             active:cdata(), out.logits:cdata(), out.q_halt_logits:cdata(),
-                             out.q_continue_logits:cdata(), seg,
-                             halt ~= "q" and 0 or act.options(self).rule == C.HRM_HALT_POSITIVE and 2 or 1)
+      if C.hrm_act_solve_update(n_active, predictions:cdata(), steps:cdata(), q_halt:cdata(), q_cont:cdata(),
+                                active:cdata(), out.logits:cdata(), out.q_halt_logits:cdata(),
+                                out.q_continue_logits:cdata(), seg,
+                                halt ~= "q" and 0 or act.options(self).rule == C.HRM_HALT_POSITIVE and 2 or 1) ~= 0 then
+         fail(2, "solve: %s", ffi.string(C.hrm_last_error()))
+      end
       local left = n_active[0]
-      if type(halt) == "function" then
-         apply_stop(halt({ segment = seg, predictions = predictions, steps = steps,
-                           q_halt_logits = q_halt, q_continue_logits = q_cont, active = active }), active, B)
+      if type(halt) == "function" then  -- the policy sees host tensors (the same ones on the CPU)
+         local host_active = active:to("cpu")
+         apply_stop(halt({ segment = seg, predictions = predictions:to("cpu"), steps = steps:to("cpu"),
+                           q_halt_logits = q_halt:to("cpu"), q_continue_logits = q_cont:to("cpu"),
+                           active = host_active }), host_active, B)
+         active:copy(host_active)
          left = 0
-         local pa = active:data()
+         local pa = host_active:data()
          for r = 0, B - 1 do left = left + pa[r] end
       end
       if left == 0 then break end
    end
-   return { predictions = predictions, steps = steps, q_halt_logits = q_halt, q_continue_logits = q_cont }
+   return { predictions = predictions:to("cpu"), steps = steps:to("cpu"), q_halt_logits = q_halt:to("cpu"),
+            q_continue_logits = q_cont:to("cpu") }
 end
 
 -- ---- files ------------------------------------------------------------------------------------------

@@ -47,6 +47,16 @@ local function raw(t, fname, argn)
    return p
 end
 
+-- The same for operations that read or write the elements on the host: device tensors refuse.
+local function host(t, fname, argn)
+   local p = raw(t, fname, argn)
+   if p.device ~= 0 then
+      fail(3, "%s: bad argument #%d: the tensor is in CUDA memory\n---> HINT: t:to(\"cpu\") copies it to the host",
+           fname, argn)
+   end
+   return p
+end
+
 local function wrap(p)
    return Ref(p)
 end
@@ -62,7 +72,9 @@ local function dtype_arg(d, fname)
    return v
 end
 
-local function new_tensor(dtype, dims, fname)
+local DEVICES = { cpu = 0, cuda = 1 }
+
+local function new_tensor(dtype, dims, fname, device)
    if #dims > 4 then fail(3, "%s: %d dimensions given, at most 4 are supported", fname, #dims) end
    for i, n in ipairs(dims) do
       if type(n) ~= "number" or n ~= math.floor(n) or n < 0 then
@@ -71,7 +83,8 @@ local function new_tensor(dtype, dims, fname)
       end
       shape_buf[i - 1] = n
    end
-   check(C.hrm_tensor_new(out_ptr, dtype, #dims, shape_buf), 3)
+   if device == nil or device == 0 then check(C.hrm_tensor_new(out_ptr, dtype, #dims, shape_buf), 3)
+   else check(C.hrm_tensor_new_device(out_ptr, dtype, #dims, shape_buf, device), 3) end
    return wrap(out_ptr[0])
 end
 
@@ -221,7 +234,7 @@ end
 
 -- A typed pointer to the first element (CPU tensors only); valid while the tensor lives.
 function methods:data()
-   local p = raw(self, "data", 1)
+   local p = host(self, "data", 1)
    return ffi.cast(CTYPES[p.dtype], p.data)
 end
 
@@ -253,7 +266,7 @@ function mt.__index(self, k)
    if type(k) ~= "number" then
       fail(2, "hrm.Tensor has no method or field '%s'", tostring(k))
    end
-   local p = raw(self, "index", 1)
+   local p = host(self, "index", 1)
    check_index(p, k, "index")
    if p.ndim <= 1 then return C.hrm_tensor_get(p, k - 1) end
    return slice(p, k)
@@ -261,7 +274,7 @@ end
 
 function mt.__newindex(self, k, v)
    if type(k) ~= "number" then fail(2, "cannot set field '%s' of an hrm.Tensor", tostring(k)) end
-   local p = raw(self, "index", 1)
+   local p = host(self, "index", 1)
    check_index(p, k, "index assignment")
    if p.ndim <= 1 then
       if type(v) ~= "number" then
@@ -282,7 +295,7 @@ function mt.__len(self)
 end
 
 function methods:get(...)
-   local p = raw(self, "get", 1)
+   local p = host(self, "get", 1)
    local n = select("#", ...)
    if n ~= p.ndim then fail(2, "get: expected %d indices, got %d", p.ndim, n) end
    local flat = 0
@@ -300,7 +313,7 @@ end
 -- ---- copying and reshaping ---------------------------------------------------------------------------
 
 function methods:fill(v)
-   local p = raw(self, "fill", 1)
+   local p = host(self, "fill", 1)
    if type(v) ~= "number" then fail(2, "fill: bad argument #1 (value): expected a number, got %s", type(v)) end
    C.hrm_tensor_fill(p, v)
    return self
@@ -314,17 +327,25 @@ function methods:copy(src)
    return self
 end
 
+-- A copy on the same device.
 function methods:clone()
    local p = raw(self, "clone", 1)
-   local t = new_tensor(p.dtype, shape_of(p), "clone")
-   C.hrm_tensor_copy(t.p, p)
+   local t = new_tensor(p.dtype, shape_of(p), "clone", p.device)
+   check(C.hrm_tensor_copy(t.p, p), 2)
    return t
 end
 
--- Conversion: t:to("bf16") / t:type("f64") return a new tensor (self when the dtype is the same).
+-- Conversion: t:to("bf16") / t:type("f64") return a new tensor (self when the dtype is the same);
+-- t:to("cpu") / t:to("cuda") a copy on that device (self when it is there already).
 function methods:to(dtype)
    local p = raw(self, "to", 1)
-   if dtype == "cpu" then return self end
+   local device = DEVICES[dtype]
+   if device ~= nil then
+      if device == p.device then return self end
+      local t = new_tensor(p.dtype, shape_of(p), "to", device)
+      check(C.hrm_tensor_copy(t.p, p), 2)
+      return t
+   end
    local d = dtype_arg(dtype, "to")
    if d == p.dtype then return self end
    local t = new_tensor(d, shape_of(p), "to")
@@ -397,7 +418,7 @@ end
 
 -- transpose(d1, d2): a copy with the two dimensions swapped (defaults 1, 2).
 function methods:transpose(d1, d2)
-   local p = raw(self, "transpose", 1)
+   local p = host(self, "transpose", 1)
    d1, d2 = d1 or 1, d2 or 2
    if p.ndim < 2 then fail(2, "transpose: needs at least 2 dimensions, the tensor has %d", p.ndim) end
    local dims = shape_of(p)
@@ -421,19 +442,19 @@ local function binary(name)
       if type(a) == "number" then -- scalar on the left (operators only)
          local r = b:clone()
          if name == "add" or name == "mul" then
-            check(C.hrm_tensor_scalar(r.p, raw(b, name, 2), a, op), 2)
+            check(C.hrm_tensor_scalar(r.p, host(b, name, 2), a, op), 2)
          else
             r:fill(a)
-            check(C.hrm_tensor_binary(r.p, r.p, raw(b, name, 2), op), 2)
+            check(C.hrm_tensor_binary(r.p, r.p, host(b, name, 2), op), 2)
          end
          return r
       end
-      local pa = raw(a, name, 1)
+      local pa = host(a, name, 1)
       local r = new_tensor(pa.dtype, shape_of(pa), name)
       if type(b) == "number" then
          check(C.hrm_tensor_scalar(r.p, pa, b, op), 2)
       else
-         local pb = raw(b, name, 2)
+         local pb = host(b, name, 2)
          if pb.numel ~= pa.numel and pb.numel ~= 1 then
             fail(2, "%s: size mismatch, {%s} and {%s}", name, table.concat(shape_of(pa), ","),
                  table.concat(shape_of(pb), ","))
@@ -452,7 +473,7 @@ local function reducer(name)
    local op = REDUCE[name]
    local is_arg = name == "argmax" or name == "argmin"
    return function(self, dim)
-      local p = raw(self, name, 1)
+      local p = host(self, name, 1)
       if dim == nil then
          if p.numel == 0 and name ~= "sum" then fail(2, "%s: the tensor is empty", name) end
          local r = new_tensor(is_arg and DTYPES.i64 or DTYPES.f64, {}, name)
@@ -476,7 +497,7 @@ end
 for name in pairs(REDUCE) do methods[name] = reducer(name) end
 
 function methods:matmul(b)
-   local pa, pb = raw(self, "matmul", 1), raw(b, "matmul", 2)
+   local pa, pb = host(self, "matmul", 1), host(b, "matmul", 2)
    if pa.ndim ~= 2 or pb.ndim ~= 2 then
       fail(2, "matmul: expected 2-D tensors, got %d-D and %d-D", pa.ndim, pb.ndim)
    end
@@ -494,13 +515,13 @@ end
 
 local function compare(name, test)
    methods[name] = function(a, b)
-      local pa = raw(a, name, 1)
+      local pa = host(a, name, 1)
       local r = new_tensor(DTYPES.u8, shape_of(pa), name)
       local n = tonumber(pa.numel)
       if type(b) == "number" then
          for i = 0, n - 1 do C.hrm_tensor_set(r.p, i, test(C.hrm_tensor_get(pa, i), b) and 1 or 0) end
       else
-         local pb = raw(b, name, 2)
+         local pb = host(b, name, 2)
          if pb.numel ~= pa.numel then fail(2, "%s: size mismatch (%d vs %d elements)", name, n, tonumber(pb.numel)) end
          for i = 0, n - 1 do
             C.hrm_tensor_set(r.p, i, test(C.hrm_tensor_get(pa, i), C.hrm_tensor_get(pb, i)) and 1 or 0)
@@ -518,7 +539,7 @@ compare("ge", function(x, y) return x >= y end)
 
 -- true when shapes agree and every |a - b| <= atol + rtol·|b|
 function methods:allclose(b, rtol, atol)
-   local pa, pb = raw(self, "allclose", 1), raw(b, "allclose", 2)
+   local pa, pb = host(self, "allclose", 1), host(b, "allclose", 2)
    rtol, atol = rtol or 1e-5, atol or 1e-8
    if pa.ndim ~= pb.ndim then return false end
    for d = 0, pa.ndim - 1 do if pa.shape[d] ~= pb.shape[d] then return false end end
@@ -534,7 +555,7 @@ function methods:equal(b) return self:allclose(b, 0, 0) end
 -- ---- conversion to Lua -------------------------------------------------------------------------------------
 
 function methods:totable()
-   local p = raw(self, "totable", 1)
+   local p = host(self, "totable", 1)
    if p.ndim == 0 then return C.hrm_tensor_get(p, 0) end
    local dims, k = shape_of(p), 0
    local function build(depth)
@@ -583,6 +604,7 @@ function mt.__tostring(self)
    local head = string.format("hrm.Tensor {%s} %s", table.concat(dims, "x"), DTYPE_NAMES[p.dtype])
    local n = tonumber(p.numel)
    if n == 0 then return head .. " []" end
+   if p.device ~= 0 then return head .. " (cuda)" end
    local cols = p.ndim == 0 and 1 or dims[#dims]
    local rows = n / cols
    local lines = { head }

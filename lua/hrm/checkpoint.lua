@@ -129,12 +129,14 @@ local function write(path, meta, names, tensors)
    local n = #names
    local cnames = ffi.new("const char *[?]", math.max(n, 1))
    local ctensors = ffi.new("const hrm_tensor *[?]", math.max(n, 1))
+   local hosts = {}  -- device tensors are written from host copies
    for i = 1, n do
       cnames[i - 1] = names[i]
-      ctensors[i - 1] = tensors[i]:cdata()
+      hosts[i] = tensors[i]:to("cpu")
+      ctensors[i - 1] = hosts[i]:cdata()
    end
    local rc = C.hrm_checkpoint_write(path, text, n, cnames, ctensors)
-   local _ = #tensors + #names -- the strings and tensors stay referenced through the call
+   local _ = #hosts + #names -- the strings and tensors stay referenced through the call
    if rc ~= 0 then return nil, c_error() end
    return true
 end
@@ -256,7 +258,9 @@ local function checked(f) return C.hrm_checkpoint_version(f) >= 2 end
 local function close(f) C.hrm_checkpoint_free(ffi.gc(f, nil)) end
 
 local function read_into(f, t, name)
-   if C.hrm_checkpoint_read_into(t:cdata(), f, name) ~= 0 then fail("%s", c_error()) end
+   local h = t:device() == "cpu" and t or Tensor.zeros(t:size(), t:dtype())
+   if C.hrm_checkpoint_read_into(h:cdata(), f, name) ~= 0 then fail("%s", c_error()) end
+   if h ~= t then t:copy(h) end
 end
 
 local function read_meta(f, path)
@@ -335,7 +339,7 @@ local IGNORE_LABEL = -100
 
 local function check_field(carry, field, what, ok, expect)
    local t = carry:tensor(field)
-   local v = t:to("f64")
+   local v = t:to("cpu"):to("f64")
    local p = ffi.cast("const double *", v:cdata().data)
    local n = v:numel()
    local per_row = t:dim() >= 2 and n / t:size(1) or 1

@@ -226,9 +226,10 @@ function Module:output_size(...)
    return dims
 end
 
--- module(inputs...): a new output tensor (allocates: for the REPL and tests, not hot loops).
+-- module(inputs...): a new output tensor on the store's device (allocates: for the REPL and
+-- tests, not hot loops).
 function Module:apply(...)
-   local out = Tensor.zeros(self:output_size(...))
+   local out = Tensor.zeros(self:output_size(...)):to(self.store.device)
    return self:forward(out, ...)
 end
 

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "cpu/fastmath.h"
+#include "cpu/ops.h"
 #include "nn.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */

@@ -16,7 +16,7 @@
 #include "check.h"
 #include "cpu/fastmath.h"
 #include "cpu/scalar.h"
-#include "nn.h"
+#include "cpu/ops.h"
 
 enum { PAD = 32 };  // sentinel floats on each side of every output
 static const float SENTINEL = -12345.5f;

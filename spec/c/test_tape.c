@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "cpu/ops.h"
 #include "nn.h"
 
 enum { B = 2, T = 5, D = 8, V = 7, MAXV = 32 };

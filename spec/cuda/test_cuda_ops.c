@@ -3,14 +3,18 @@
  * Random inputs on small shapes that still exercise tails (sizes not multiples of 32, T above
  * one key tile, V above one warp, duplicate ids, ignored labels, ties). Errors are measured as
  * max |gpu − cpu| / max |cpu| per output; tolerances: fp32 paths 1e-5, tf32 5e-3, bf16 GEMMs
- * 1e-2, float64 losses 1e-10. Exits 77 (ctest: skipped) when no CUDA device is present.
+ * 1e-2, float64 losses 1e-10; memory moves, row lists, the carry reset, halting (the draws are
+ * the shared counter generator's), split Q values and the solve bookkeeping are exact. Exits 77
+ * (ctest: skipped) when no CUDA device is present.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "cpu/ops.h"
 #include "cuda.h"
+#include "device.h"
 #include "tensor_util.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
@@ -262,6 +266,9 @@ static void test_rmsnorm(void) {
    SYNC_OK();
    expect_f("residual_rmsnorm sum", d_s, s, N * D, 1e-6);
    expect_f("residual_rmsnorm out", d_y, y, N * D, 1e-5);
+   gpu->add_rmsnorm_forward(d_y, d_r, d_x, d_b, N, D, eps);  // the table's fused entry
+   SYNC_OK();
+   expect_f("add_rmsnorm_forward", d_y, y, N * D, 1e-5);
    hrm_cuda_residual_rmsnorm_forward(d_x, NULL, NULL, d_x, d_b, N, D, eps);
    SYNC_OK();
    expect_f("residual_rmsnorm in place", d_x, y, N * D, 1e-5);
@@ -309,9 +316,13 @@ static void test_rope(void) {
    const int B = 2, T = 13, NH = 3, HD = 64, D = NH * HD;
    const int64_t n = (int64_t)B * T * 3 * D;
    float *cs = malloc(FB(T * HD)), *sn = malloc(FB(T * HD));
-   hrm_cpu_rope_tables(cs, sn, T, HD, 10000.0);
+   cpu->rope_tables(cs, sn, T, HD, 10000.0);
    float *qkv = frand(n, 1.0), *d_qkv = dev(qkv, FB(n));
-   float *d_cs = dev(cs, FB(T * HD)), *d_sn = dev(sn, FB(T * HD));
+   float *d_cs = dev(NULL, FB(T * HD)), *d_sn = dev(NULL, FB(T * HD));
+   gpu->rope_tables(d_cs, d_sn, T, HD, 10000.0);
+   SYNC_OK();
+   expect_f("rope_tables cos", d_cs, cs, T * HD, 0.0);
+   expect_f("rope_tables sin", d_sn, sn, T * HD, 0.0);
    cpu->rope_forward(qkv, cs, sn, B, T, NH, HD);
    gpu->rope_forward(d_qkv, d_cs, d_sn, B, T, NH, HD);
    SYNC_OK();
@@ -320,8 +331,222 @@ static void test_rope(void) {
    gpu->rope_backward(d_qkv, d_cs, d_sn, B, T, NH, HD);
    SYNC_OK();
    expect_f("rope_backward", d_qkv, qkv, n, 1e-6);
-   hrm_cuda_free(d_qkv), hrm_cuda_free(d_cs), hrm_cuda_free(d_sn);
-   free(cs), free(sn), free(qkv);
+   /* the fused entries (the CUDA table runs the separate kernels in sequence) */
+   const int64_t no = (int64_t)B * T * D, na = (int64_t)B * NH * T * T;
+   float *dout = frand(no, 1.0), *out = malloc(FB(no)), *att = malloc(FB(na));
+   float *datt = malloc(FB(na)), *dqkv = malloc(FB(n));
+   float *d_dout = dev(dout, FB(no)), *d_out = dev(NULL, FB(no)), *d_att = dev(NULL, FB(na));
+   float *d_datt = dev(NULL, FB(na)), *d_dqkv = dev(NULL, FB(n));
+   cpu->rope_attention_forward(out, att, qkv, cs, sn, B, T, NH, HD);
+   gpu->rope_attention_forward(d_out, d_att, d_qkv, d_cs, d_sn, B, T, NH, HD);
+   cpu->rope_attention_backward(dqkv, datt, dout, qkv, att, cs, sn, B, T, NH, HD);
+   gpu->rope_attention_backward(d_dqkv, d_datt, d_dout, d_qkv, d_att, d_cs, d_sn, B, T, NH, HD);
+   SYNC_OK();
+   expect_f("rope_attention_forward out", d_out, out, no, 1e-5);
+   expect_f("rope_attention_forward qkv", d_qkv, qkv, n, 1e-6);
+   expect_f("rope_attention_backward", d_dqkv, dqkv, n, 1e-5);
+   void *ps[] = {d_qkv, d_cs, d_sn, d_dout, d_out, d_att, d_datt, d_dqkv};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
+   free(cs), free(sn), free(qkv), free(dout), free(out), free(att), free(datt), free(dqkv);
+}
+
+/* ---- memory, rows and the bias -------------------------------------------------------------- */
+
+static void expect_bytes(const char *what, const void *d, const void *want, size_t bytes) {
+   void *got = host_of(d, bytes);
+   if (memcmp(got, want, bytes) == 0) check_passed_++;
+   else {
+      check_failed_++;
+      fprintf(stderr, "FAIL %s: bytes differ\n", what);
+   }
+   free(got);
+}
+
+static void test_memory(void) {
+   const int64_t R = 37, L = 19;  // rows of 19 floats; u8 rows of 3 bytes
+   float *src = frand(R * L, 1.0), *dst = frand(R * L, 1.0);
+   float *d_src = dev(src, FB(R * L)), *d_dst = dev(dst, FB(R * L));
+   int32_t idx[11];
+   for (int i = 0; i < 11; i++) idx[i] = (i * 7 + 3) % (int)R;  // distinct rows
+   int32_t *d_idx = dev(idx, sizeof idx);
+   cpu->gather_rows(dst, src, idx, 11, FB(L));
+   gpu->gather_rows(d_dst, d_src, d_idx, 11, FB(L));
+   SYNC_OK();
+   expect_bytes("gather_rows", d_dst, dst, FB(R * L));
+   cpu->scatter_rows(dst, src, idx, 11, FB(L));
+   gpu->scatter_rows(d_dst, d_src, d_idx, 11, FB(L));
+   cpu->broadcast_row(dst + 20 * L, src + 5 * L, 6, FB(L));
+   gpu->broadcast_row(d_dst + 20 * L, d_src + 5 * L, 6, FB(L));
+   cpu->copy_rows(dst + 1, FB(L), src + 2, FB(2 * L), R / 2, FB(5));
+   gpu->copy_rows(d_dst + 1, FB(L), d_src + 2, FB(2 * L), R / 2, FB(5));
+   SYNC_OK();
+   expect_bytes("scatter_rows, broadcast_row, copy_rows", d_dst, dst, FB(R * L));
+   uint8_t bsrc[R * 3], bdst[R * 3];
+   for (int64_t i = 0; i < R * 3; i++) bsrc[i] = (uint8_t)(i * 13), bdst[i] = (uint8_t)i;
+   uint8_t *d_bsrc = dev(bsrc, sizeof bsrc), *d_bdst = dev(bdst, sizeof bdst);
+   cpu->scatter_rows(bdst, bsrc, idx, 11, 3);
+   gpu->scatter_rows(d_bdst, d_bsrc, d_idx, 11, 3);
+   cpu->gather_rows(bdst, bsrc, NULL, 4, 3);
+   gpu->gather_rows(d_bdst, d_bsrc, NULL, 4, 3);
+   SYNC_OK();
+   expect_bytes("rows of 3 bytes", d_bdst, bdst, sizeof bdst);
+   cpu->zero(dst + 3, FB(40));
+   gpu->zero(d_dst + 3, FB(40));
+   cpu->copy(dst + 100, src + 9, FB(50));
+   gpu->copy(d_dst + 100, d_src + 9, FB(50));
+   CHECK_OK(gpu->upload(d_dst + 200, src, FB(30)));
+   cpu->copy(dst + 200, src, FB(30));
+   SYNC_OK();
+   expect_bytes("zero, copy, upload", d_dst, dst, FB(R * L));
+   float back[30];
+   CHECK_OK(gpu->download(back, d_dst + 200, sizeof back));
+   CHECK(memcmp(back, src, sizeof back) == 0);
+   /* the bias of the token-window heads */
+   const int64_t N = 45;
+   const int OC = 70;
+   float *out = frand(N * OC, 1.0), *bias = frand(OC, 1.0), *db = frand(OC, 1.0);
+   float *d_out = dev(out, FB(N * OC)), *d_bias = dev(bias, FB(OC)), *d_db = dev(db, FB(OC));
+   cpu->add_bias(out, bias, N, OC);
+   gpu->add_bias(d_out, d_bias, N, OC);
+   cpu->bias_backward(db, out, N, OC);
+   gpu->bias_backward(d_db, d_out, N, OC);
+   SYNC_OK();
+   expect_f("add_bias", d_out, out, N * OC, 0.0);
+   expect_f("bias_backward", d_db, db, OC, 1e-5);
+   void *ps[] = {d_src, d_dst, d_idx, d_bsrc, d_bdst, d_out, d_bias, d_db};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) gpu->release(ps[i]);
+   free(src), free(dst), free(out), free(bias), free(db);
+}
+
+/* ---- the ACT wrapper and the loss head ------------------------------------------------------ */
+
+static void test_act(void) {
+   enum { B = 9, S = 7, T = 10, D = 12, V = 5, MAXS = 6 };
+   uint8_t active[B], halted[B];
+   for (int r = 0; r < B; r++) active[r] = (uint8_t)(r % 3 != 1), halted[r] = (uint8_t)(r % 2);
+   uint8_t *d_active = dev(active, B), *d_halted = dev(halted, B);
+   int32_t rows[B], count = -1, *d_rows = dev(NULL, sizeof rows), *d_count = dev(NULL, 4);
+   cpu->list_rows(rows, &count, active, B);
+   gpu->list_rows(d_rows, d_count, d_active, B);
+   SYNC_OK();
+   expect_bytes("list_rows", d_rows, rows, sizeof(int32_t) * (size_t)count);
+   expect_bytes("list_rows count", d_count, &count, 4);
+   const int32_t n = count;
+   /* the carry reset of the listed halted rows */
+   float *state = frand(B * T * D, 1.0), *init = frand(D, 1.0);
+   float *d_state = dev(state, FB(B * T * D)), *d_init = dev(init, FB(D));
+   cpu->reset_state(state, init, halted, rows, n, T, D);
+   gpu->reset_state(d_state, d_init, d_halted, d_rows, n, T, D);
+   int32_t f[4][B * S], bf[3][B * S];
+   for (int k = 0; k < 4; k++)
+      for (int i = 0; i < B * S; i++) f[k][i] = 100 * k + i;
+   for (int k = 0; k < 3; k++)
+      for (int i = 0; i < B * S; i++) bf[k][i] = (i * (k + 3)) % V;
+   int32_t *d_f[4], *d_bf[3];
+   for (int k = 0; k < 4; k++) d_f[k] = dev(f[k], sizeof f[k]);
+   for (int k = 0; k < 3; k++) d_bf[k] = dev(bf[k], sizeof bf[k]);
+   cpu->reset_fields(f[0], f[1], f[2], f[3], halted, rows, n, S, bf[0], bf[1], bf[2]);
+   gpu->reset_fields(d_f[0], d_f[1], d_f[2], d_f[3], d_halted, d_rows, n, S, d_bf[0], d_bf[1],
+                     d_bf[2]);
+   cpu->reset_fields(f[0], f[1], f[2], f[3], active, NULL, B, S, bf[1], NULL, NULL);
+   gpu->reset_fields(d_f[0], d_f[1], d_f[2], d_f[3], d_active, NULL, B, S, d_bf[1], NULL, NULL);
+   SYNC_OK();
+   expect_bytes("reset_state", d_state, state, FB(B * T * D));
+   for (int k = 0; k < 4; k++) expect_bytes("reset_fields", d_f[k], f[k], sizeof f[k]);
+   /* halting, with and without exploration, both rules, at a row offset */
+   int32_t steps[B], new_steps[B];
+   uint8_t new_halted[B];
+   for (int r = 0; r < B; r++) steps[r] = r % MAXS;
+   float *q = frand(2 * B, 2.0);
+   int32_t *d_steps = dev(steps, sizeof steps), *d_ns = dev(NULL, sizeof new_steps);
+   uint8_t *d_nh = dev(NULL, B);
+   float *d_q = dev(q, FB(2 * B));
+   for (int rule = 0; rule < 2; rule++)
+      for (int explore = 0; explore < 2; explore++) {
+         cpu->act_halt(new_steps, new_halted, steps, rows, n, q, MAXS, 0.6, explore, rule, 42,
+                       7 + rule, 1000);
+         gpu->act_halt(d_ns, d_nh, d_steps, d_rows, n, d_q, MAXS, 0.6, explore, rule, 42,
+                       7 + rule, 1000);
+         SYNC_OK();
+         expect_bytes("act_halt steps", d_ns, new_steps, sizeof(int32_t) * (size_t)n);
+         expect_bytes("act_halt halted", d_nh, new_halted, (size_t)n);
+      }
+   float target[B], *d_target = dev(NULL, FB(B));
+   cpu->target_q(target, q, new_steps, n, MAXS);
+   gpu->target_q(d_target, d_q, d_ns, n, MAXS);
+   SYNC_OK();
+   expect_f("target_q", d_target, target, n, 1e-6);
+   /* the loss head over n rows, with and without the q_continue target */
+   double *tok_loss = drand_pos(B * S), metrics[9], tok_w[B * S], row_bce[B];
+   float qs[5 * B], dq[2 * B], dqs[2 * B];
+   double row_w[B];
+   int32_t pred[B * S], labels[B * S];
+   for (int i = 0; i < B * S; i++) {
+      pred[i] = i % V;
+      labels[i] = i % 4 == 0 ? -100 : (i % 3 == 0 ? i % V : (i + 1) % V);
+   }
+   for (int i = 0; i < S; i++) labels[i] = pred[i];  // row 0 exactly right
+   double *d_tl = dev(tok_loss, sizeof(double) * B * S), *d_metrics = dev(NULL, sizeof metrics);
+   double *d_tw = dev(NULL, sizeof tok_w), *d_rb = dev(NULL, sizeof row_bce);
+   double *d_rw = dev(NULL, sizeof row_w);
+   int32_t *d_pred = dev(pred, sizeof pred), *d_labels = dev(labels, sizeof labels);
+   float *d_qs = dev(NULL, sizeof qs), *d_dq = dev(NULL, sizeof dq);
+   for (int with_target = 0; with_target < 2; with_target++) {
+      const float *t = with_target ? target : NULL, *d_t = with_target ? d_target : NULL;
+      cpu->loss_head_forward(metrics, tok_w, qs, row_bce, tok_loss, pred, labels, q, new_steps,
+                             new_halted, t, n, S, 13.0);
+      gpu->loss_head_forward(d_metrics, d_tw, d_qs, d_rb, d_tl, d_pred, d_labels, d_q, d_ns, d_nh,
+                             d_t, n, S, 13.0);
+      cpu->loss_head_backward(dq, dqs, row_w, qs, t, n, 13.0);
+      gpu->loss_head_backward(d_dq, d_qs + 3 * n, d_rw, d_qs, d_t, n, 13.0);
+      SYNC_OK();
+      expect_d("loss_head_forward metrics", d_metrics, metrics, 9, 1e-12);
+      expect_d("loss_head_forward token weights", d_tw, tok_w, (int64_t)n * S, 1e-15);
+      expect_f("loss_head_forward q split", d_qs, qs, 3 * n, 0.0);
+      expect_f("loss_head_backward", d_dq, dq, 2 * n, 1e-6);
+   }
+   float qh[B], qc[B], *d_qh = dev(NULL, FB(B)), *d_qc = dev(NULL, FB(B));
+   memset(qh, 0, sizeof qh), memset(qc, 0, sizeof qc);
+   cpu->split_q_rows(qh, qc, q, rows, n);
+   gpu->split_q_rows(d_qh, d_qc, d_q, d_rows, n);
+   SYNC_OK();
+   expect_bytes("split_q_rows halt", d_qh, qh, sizeof qh);
+   expect_bytes("split_q_rows continue", d_qc, qc, sizeof qc);
+   /* inference bookkeeping, ties in the logits included */
+   float *logits = frand(B * S * V, 1.0);
+   for (int k = 0; k < B * S * V; k += 11) logits[k] = logits[k + 1 < B * S * V ? k + 1 : k];
+   float *d_logits = dev(logits, FB(B * S * V));
+   for (int halt_q = 0; halt_q < 3; halt_q++) {
+      int32_t pr[B * S], stp[B], left = -1;
+      memset(pr, 0, sizeof pr), memset(stp, 0, sizeof stp);
+      uint8_t act[B];
+      memcpy(act, active, B);
+      int32_t *d_pr = dev(pr, sizeof pr), *d_stp = dev(stp, sizeof stp);
+      uint8_t *d_act = dev(act, B);
+      cpu->solve_update(&left, pr, stp, qh, qc, act, logits, q, q + B, B, S, V, 3, halt_q);
+      gpu->solve_update(d_count, d_pr, d_stp, d_qh, d_qc, d_act, d_logits, d_q, d_q + B, B, S, V,
+                        3, halt_q);
+      SYNC_OK();
+      expect_bytes("solve_update predictions", d_pr, pr, sizeof pr);
+      expect_bytes("solve_update steps", d_stp, stp, sizeof stp);
+      expect_bytes("solve_update active", d_act, act, B);
+      expect_bytes("solve_update count", d_count, &left, 4);
+      expect_bytes("solve_update q", d_qh, qh, sizeof qh);
+      gpu->release(d_pr), gpu->release(d_stp), gpu->release(d_act);
+   }
+   float *ema = frand(1000, 1.0), *x = frand(1000, 1.0);
+   float *d_ema = dev(ema, FB(1000)), *d_x = dev(x, FB(1000));
+   cpu->ema_update(ema, x, 1000, 0.999);
+   gpu->ema_update(d_ema, d_x, 1000, 0.999);
+   SYNC_OK();
+   expect_f("ema_update", d_ema, ema, 1000, 1e-7);
+   void *ps[] = {d_active, d_halted, d_rows, d_count, d_state, d_init, d_steps, d_ns, d_nh, d_q,
+                 d_target, d_tl, d_metrics, d_tw, d_rb, d_rw, d_pred, d_labels, d_qs, d_dq,
+                 d_qh, d_qc, d_logits, d_ema, d_x};
+   for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) gpu->release(ps[i]);
+   for (int k = 0; k < 4; k++) gpu->release(d_f[k]);
+   for (int k = 0; k < 3; k++) gpu->release(d_bf[k]);
+   free(state), free(init), free(q), free(tok_loss), free(logits), free(ema), free(x);
 }
 
 /* ---- attention ------------------------------------------------------------------------------ */
@@ -471,6 +696,8 @@ int main(void) {
    test_attention(1, 33, 3, 32);
    test_attention(1, 130, 1, 128);
    test_attention(3, 1, 2, 64);
+   test_memory();
+   test_act();
    test_losses(11);
    test_losses(70);
    test_updates();

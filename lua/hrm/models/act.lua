@@ -28,16 +28,20 @@ local Carry = {}
 Carry.__index = Carry
 M.Carry = Carry
 
--- A carry of B rows for `model`: its recurrent states (B, T, D) and the per-row fields; every
--- row starts halted, so the first step resets all of them.
+-- A tensor made on the host, moved to the model's device (itself on the CPU).
+local function on_device(model, t) return t:to(model.device) end
+
+-- A carry of B rows for `model`, in the model's device memory: its recurrent states (B, T, D) and
+-- the per-row fields; every row starts halted, so the first step resets all of them.
 function M.new_carry(model, B)
    local cfg, net = model.cfg, model.net
    local T, D, S = net.tokens, cfg.hidden_size, cfg.seq_len
    local c = ffi.new("hrm_act_carry")
    local carry = setmetatable({ B = B, model = model, c = c, states = {}, state_names = {} }, Carry)
+   local function new(t) return on_device(model, t) end
    c.nstates = #net.states
    for k, st in ipairs(net.states) do
-      local z = Tensor.zeros(B, T, D)
+      local z = new(Tensor.zeros(B, T, D))
       carry.states[st[1]] = z
       carry.state_names[k] = st[1]
       c.states[k - 1] = z:cdata()
@@ -45,16 +49,16 @@ function M.new_carry(model, B)
       carry["_init" .. k] = init  -- the struct holds its pointer: keep the view alive
       c.inits[k - 1] = init:cdata()
    end
-   carry.steps = Tensor.zeros(B, "i32")
-   carry.halted = Tensor.ones(B, "u8")
-   carry.inputs = Tensor.zeros(B, S, "i32")
-   carry.labels = Tensor.full({ B, S }, -100, "i32")
-   carry.puzzle_ids = Tensor.zeros(B, "i32")
+   carry.steps = new(Tensor.zeros(B, "i32"))
+   carry.halted = new(Tensor.ones(B, "u8"))
+   carry.inputs = new(Tensor.zeros(B, S, "i32"))
+   carry.labels = new(Tensor.full({ B, S }, -100, "i32"))
+   carry.puzzle_ids = new(Tensor.zeros(B, "i32"))
    c.steps, c.halted = carry.steps:cdata(), carry.halted:cdata()
    c.inputs, c.labels, c.puzzle_ids = carry.inputs:cdata(), carry.labels:cdata(), carry.puzzle_ids:cdata()
-   carry.logits = Tensor.zeros(B, S, cfg.vocab_size)
-   carry.q_halt_logits = Tensor.zeros(B)
-   carry.q_continue_logits = Tensor.zeros(B)
+   carry.logits = new(Tensor.zeros(B, S, cfg.vocab_size))
+   carry.q_halt_logits = new(Tensor.zeros(B))
+   carry.q_continue_logits = new(Tensor.zeros(B))
    return carry
 end
 
@@ -87,17 +91,19 @@ function Carry:batch_size() return self.B end
 local function new_work(model, B)
    local cfg, net = model.cfg, model.net
    local T, D, S, V = net.tokens, cfg.hidden_size, cfg.seq_len, cfg.vocab_size
+   local function zeros(...) return on_device(model, Tensor.zeros(...)) end
    local w = {
-      rows = Tensor.zeros(B, "i32"), x = Tensor.zeros(B, T, D), logits = Tensor.zeros(B, S, V),
-      q = Tensor.zeros(B, 2), q_next = Tensor.zeros(B, 2), target = Tensor.zeros(B),
-      new_steps = Tensor.zeros(B, "i32"), new_halted = Tensor.zeros(B, "u8"),
-      dlogits = Tensor.zeros(B, S, V), dq = Tensor.zeros(B, 2),
-      inputs = Tensor.zeros(B, S, "i32"), labels = Tensor.zeros(B, S, "i32"), puzzle_ids = Tensor.zeros(B, "i32"),
+      rows = zeros(B, "i32"), x = zeros(B, T, D), logits = zeros(B, S, V),
+      q = zeros(B, 2), q_next = zeros(B, 2), target = zeros(B),
+      new_steps = zeros(B, "i32"), new_halted = zeros(B, "u8"),
+      dlogits = zeros(B, S, V), dq = zeros(B, 2),
+      inputs = zeros(B, S, "i32"), labels = zeros(B, S, "i32"), puzzle_ids = zeros(B, "i32"),
       z = {}, next = {}, views = {}, B = B,
    }
+   if model.device ~= "cpu" then w.active = zeros(B, "u8") end  -- a host active mask, staged
    for _, st in ipairs(net.states) do
-      w.z[st[1]] = Tensor.zeros(B, T, D)
-      w.next[st[1]] = Tensor.zeros(B, T, D)
+      w.z[st[1]] = zeros(B, T, D)
+      w.next[st[1]] = zeros(B, T, D)
    end
    return w
 end
@@ -109,7 +115,7 @@ local function rows_view(w, n)
    if v then return v end
    v = { z = {}, next = {} }
    for k, t in pairs(w) do
-      if Tensor.is_tensor(t) and k ~= "rows" then v[k] = t:narrow(1, 1, n) end
+      if Tensor.is_tensor(t) and k ~= "rows" and k ~= "active" then v[k] = t:narrow(1, 1, n) end
    end
    for name, t in pairs(w.z) do v.z[name] = t:narrow(1, 1, n) end
    for name, t in pairs(w.next) do v.next[name] = t:narrow(1, 1, n) end
@@ -156,7 +162,9 @@ function M.step(model, carry, b, opts)
    local w = work_for(model, B)
    local n, rows = B, nil
    if opts.active ~= nil then
-      check(C.hrm_act_rows(n_buf, w.rows:cdata(), opts.active:cdata()), 3)
+      local active = opts.active
+      if active:device() ~= model.device then active = w.active:copy(active) end
+      check(C.hrm_act_rows(n_buf, w.rows:cdata(), active:cdata()), 3)
       n = n_buf[0]
       if n < B then rows = w.rows end
    end
@@ -193,7 +201,7 @@ function M.step(model, carry, b, opts)
    local actopt = M.options(model)
    check(C.hrm_act_halt(v.new_steps:cdata(), v.new_halted:cdata(), carry.steps:cdata(), rows_c, n,
                         q:cdata(), max_steps, cfg.halt_exploration_prob, train and 1 or 0,
-                        actopt.rule, model.store:rng()), 3)
+                        actopt.rule, model.store:rng(), opts.row_offset or 0), 3)
    local target = nil
    if train and max_steps > 1 and actopt.target_q then
       for name, t in pairs(new_z) do v.next[name]:copy(t) end
