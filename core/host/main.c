@@ -78,6 +78,7 @@ static void setup_paths(lua_State *L, const char *root) {
 }
 
 static int traceback(lua_State *L) {
+   hrm_host_interrupts(L, 0); /* a second Ctrl-C must not raise again inside the error report */
    const char *msg = lua_tostring(L, 1);
    if (!msg) {
       if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;

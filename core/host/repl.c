@@ -68,9 +68,15 @@ static void on_sigint(int sig) {
 }
 
 void hrm_host_interrupts(lua_State *L, int on) {
+   sigset_t block, old;
+   sigemptyset(&block);
+   sigaddset(&block, SIGINT);
+   sigprocmask(SIG_BLOCK, &block, &old); /* the handler sees the state before or after, whole */
    interrupt_state = on ? L : NULL;
+   if (!on && lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0); /* a late Ctrl-C's */
    if (on || in_session) install_sigint(on_sigint);
    else signal(SIGINT, SIG_DFL);
+   sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ---- reading keys: Ctrl-C ends the line being typed ------------------------------------------- */
