@@ -96,7 +96,7 @@ if command -v script >/dev/null; then
    keys '\003'; wait_for "^C"
    keys '"ab".."c"\n'; wait_for '"abc"' && ok
    keys 'n = 0; print("run".."ning"); while true do n = n + 1 end\n'; wait_for running
-   sleep 0.5; keys '\003'; keys '\003'; wait_for interrupted && ok
+   sleep 0.5; keys '\003'; wait_for interrupted && ok   # one Ctrl-C stops it
    keys 'print("al".."ive", n > 0)\n'; wait_for "alive	true" && ok
    n=$(seen "> ^C")
    keys '\003'; wait_for "> ^C" $((n + 1)); keys '\003'; wait_for "> ^C" $((n + 2))
