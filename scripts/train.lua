@@ -55,6 +55,8 @@ local SPEC = {
    { "optimisation",
       { "--steps N", "int", "length of the run in optimizer steps (default 1000)" },
       { "--epochs N", "num", "length of the run in passes over the data (instead of --steps)" },
+      { "--minutes M", "num", "a budget: stop after M minutes of training CPU time (process CPU time, all " ..
+        "threads; evaluations excluded) or at --steps, whichever comes first" },
       { "--batch N", "int", "rows per micro-batch (default 32)" },
       { "--accumulate K", "int", "micro-batches per optimizer step, each with its own carry (default 1)" },
       { "--lr X", "num", "learning rate (default 1e-4)" },
@@ -262,6 +264,7 @@ local function main(argv)
       if not ok then die(cli.clean(err)) end
    end
    if a.steps and a.epochs then die("give --steps or --epochs, not both") end
+   if a.minutes and not (a.minutes > 0) then die("--minutes expects a number > 0, got " .. a.minutes) end
    if a.ema and (a.ema <= 0 or a.ema >= 1) then die("--ema expects a decay in (0, 1), got " .. a.ema) end
    if a["min-ratio"] and a["min-ratio"] > 1 then die("--min-ratio expects a number in [0, 1]") end
    for _, b in ipairs({ "beta1", "beta2" }) do
@@ -329,7 +332,7 @@ local function main(argv)
       eval_every = has_eval and (a["eval-every"] or math.max(1, math.floor(steps / 10))) or nil,
       log_every = a["log-every"] or 10, best = a.best,
       schedule = hrm.schedule.warmup_cosine{ warmup = warmup, total = steps, min_ratio = a["min-ratio"] or 1 },
-      curriculum = curriculum, ema = a.ema, seed = a.seed, run = run_dir, resume = a.resume,
+      curriculum = curriculum, ema = a.ema, seed = a.seed, run = run_dir, resume = a.resume, minutes = a.minutes,
       progress = a.plain and "plain" or nil, quiet = a.quiet, meta = desc,
       context = { task = task, args = a },
    })
@@ -339,7 +342,9 @@ local function main(argv)
       error(res, 0)
    end
    if not a.quiet then
-      local parts = { string.format("done: step %d in %s", res.step, require("hrm.progress").duration(res.time)) }
+      local duration = require("hrm.progress").duration
+      local parts = { string.format("done: step %d in %s (training CPU time %s)", res.step, duration(res.time),
+                                    duration(res.train_cpu)) }
       if res.best then parts[#parts + 1] = string.format("best %s/%s %.4f at step %d", res.best.set, res.best.metric,
                                                          res.best.value, res.best.step) end
       if res.checkpoint then parts[#parts + 1] = "checkpoint " .. res.checkpoint end

@@ -477,6 +477,36 @@ describe("hrm.train", function()
       check_exact_resume(require "hrm.checkpoint")
    end)
 
+   it("stops at a budget of training CPU minutes, evaluates and saves there, and resumes under a larger one", function()
+      local dir = tmpdir()
+      local budget = 0.003                   -- 0.18 s of CPU time: a few dozen tiny steps
+      local s = run({ steps = 1000000, minutes = budget, log_every = 1000, eval = dataset(16, 2), eval_every = 1000,
+                      run = dir })
+      assert.is_true(s.stopped_by_budget)
+      assert.is_true(s.step > 1 and s.step < 1000000, "step " .. s.step)
+      assert.is_true(s.train_cpu >= budget * 60, "train_cpu " .. s.train_cpu)
+      local last_train, last_eval
+      for _, line in ipairs(read_lines(dir .. "/metrics.jsonl")) do
+         local rec = assert(json.decode(line))
+         if rec.split == "train" then last_train = rec elseif rec.split == "eval" then last_eval = rec end
+      end
+      -- the step that spent the budget is logged, evaluated and checkpointed like a last step
+      assert.equal(s.step, last_train.step)
+      assert.equal(s.step, last_eval.step)
+      assert.equal(s.train_cpu, last_eval.cpu)
+      assert.is_true(last_eval.cpu <= last_eval.time + 1e-3 or hrm.get_threads() > 1)
+      local ck = assert(require("hrm.checkpoint").load(dir .. "/last.hrm"))
+      assert.equal(s.step, ck.step)
+      -- the same budget again: nothing to do; a doubled one continues from the saved CPU time
+      local again = run({ steps = 1000000, minutes = budget, resume = dir, run = dir, eval = dataset(16, 2),
+                          eval_every = 1000 })
+      assert.equal(0, again.steps_run)
+      local more = run({ steps = 1000000, minutes = 2 * budget, resume = dir, run = dir, eval = dataset(16, 2),
+                         eval_every = 1000 })
+      assert.is_true(more.steps_run > 0 and more.stopped_by_budget)
+      assert.is_true(more.train_cpu >= 2 * budget * 60)
+   end)
+
    it("rejects bad options with messages naming them", function()
       local model = tiny_model()
       local opt = tiny_optim(model)
@@ -493,6 +523,8 @@ describe("hrm.train", function()
       bad({ data = 42 }, "option 'data'")
       bad({ nonsense = 1 }, "unknown option 'nonsense'")
       bad({ ema = 1.5 }, "option 'ema' must be a decay")
+      bad({ minutes = 0 }, "option 'minutes' must be a number of minutes > 0")
+      bad({ minutes = "5" }, "option 'minutes' must be a number of minutes > 0")
       bad({ schedule = 3 }, "option 'schedule' must be a function")
       bad({ steps = 3, schedule = function() return 0 / 0 end }, "the schedule returned nan at step 1")
       bad({ eval = data, best = "precision" }, "option 'best': unknown metric 'precision'")

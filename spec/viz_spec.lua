@@ -174,3 +174,57 @@ describe("hrm.viz.plot_run", function()
       assert.falsy(svg:find(">10000<", 1, true))
    end)
 end)
+
+describe("hrm.viz.compare_runs", function()
+   local made = {}
+   local function run_dir(points)  -- points: {step, cpu seconds, exact}
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -p " .. dir) == 0)
+      made[#made + 1] = dir
+      local f = assert(io.open(dir .. "/metrics.jsonl", "w"))
+      for _, p in ipairs(points) do
+         f:write(string.format('{"step": %d, "split": "train", "cpu": %g, "time": %g, "metrics": {"lm_loss": %g}}\n',
+                               p[1], p[2], p[2] * 2, 2 - p[3]))
+         f:write(string.format('{"step": %d, "split": "eval", "set": "held", "cpu": %g, "metrics": {"exact_accuracy": %g, ' ..
+                               '"accuracy": %g}}\n', p[1], p[2], p[3], 0.5 + p[3] / 2))
+      end
+      f:close()
+      return dir
+   end
+   teardown(function() for _, d in ipairs(made) do os.execute("rm -rf " .. d) end end)
+
+   it("draws every run on one chart against training CPU minutes, seeds dashed in their model's colour", function()
+      local a = run_dir({ { 100, 60, 0.1 }, { 200, 120, 0.3 } })
+      local b = run_dir({ { 100, 300, 0.2 }, { 200, 600, 0.4 } })
+      local out = run_dir({})
+      local files = assert(viz.compare_runs({ { dir = a, label = "A", color = "#123456" },
+                                              { dir = b, label = "B", color = "#123456", dash = true } }, { out = out }))
+      assert.equal(3, #files)
+      local f = assert(io.open(out .. "/compare_exact.svg"))
+      local svg = f:read("*a")
+      f:close()
+      assert.is_true(balanced(svg))
+      assert.truthy(svg:find("training CPU minutes", 1, true))
+      assert.equal(2, count(svg, '<polyline fill="none" stroke="#123456"'))
+      assert.equal(2, count(svg, 'stroke%-dasharray="6,4"'))  -- B's line and its legend entry
+      -- the x-axis spans 1 to 10 CPU minutes (60 s .. 600 s): it ends at 10
+      assert.truthy(svg:find(">10<", 1, true))
+      files = assert(viz.compare_runs({ a, b }, { out = out, x = "step" }))
+      f = assert(io.open(out .. "/compare_loss.svg"))
+      svg = f:read("*a")
+      f:close()
+      assert.truthy(svg:find(">step<", 1, true))
+   end)
+
+   it("refuses bad arguments and reports a missing run", function()
+      local out = run_dir({})
+      assert.error_matches(function() viz.compare_runs({}, { out = out }) end, "expected a list of runs", 1, true)
+      assert.error_matches(function() viz.compare_runs({ out }, {}) end, "option 'out'", 1, true)
+      assert.error_matches(function() viz.compare_runs({ out }, { out = out, x = "epoch" }) end,
+                           "option 'x' must be", 1, true)
+      local ok, err = viz.compare_runs({ out .. "/none" }, { out = out })
+      assert.is_nil(ok)
+      assert.truthy(tostring(err):find("none", 1, true))
+   end)
+end)

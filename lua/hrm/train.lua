@@ -48,8 +48,12 @@ end
 -- batch, accumulate = 1; schedule(step) -> rate multiplier; eval (a source or {name = source}),
 -- eval_every, eval_batch; run (a folder, see hrm.train.run_dir; tensorboard = false skips events),
 -- best ("metric" or "set/metric"), best_mode; resume (a checkpoint or run folder); curriculum (see
--- hrm.train.curriculum), context; ema (a decay); log_every = 10, seed = 0, progress, quiet, meta,
--- on_log(record). summary = {step, start_step, steps_run, total_steps, interrupted, time,
+-- hrm.train.curriculum), context; ema (a decay); minutes (a budget: the run ends after the step at
+-- which its training CPU time, evaluations and checkpoints excluded, reaches this many minutes, or
+-- at `steps`, whichever comes first); log_every = 10, seed = 0, progress, quiet, meta,
+-- on_log(record). Every record carries `time` (wall seconds) and `cpu` (training CPU seconds: the
+-- process's CPU time, all threads, inside the steps). summary = {step, start_step, steps_run,
+-- total_steps, stopped_by_budget, train_cpu, interrupted, time,
 -- samples_per_second, train, eval, best, checkpoint, run_dir, history, lr, puzzle_emb_lr,
 -- global_batch, data, iterator, carries, ema}. Misuse raises at the caller; run failures raise
 -- one-line "hrm.train: ..." messages.
@@ -59,7 +63,7 @@ local function run(o)
    local model, opt, batch, k, gb = s.model, s.optim, s.batch, s.accumulate, s.global_batch
    local r = { model = model, optim = opt, batch = batch, accumulate = k, total = s.total, seed = s.seed,
                run_dir = s.run_dir, source = s.source, eval_sets = s.eval_sets, eval_names = s.eval_names,
-               resumed = s.resume ~= nil, step = 0, base_lr = opt.settings and opt.settings.lr or opt.lr,
+               resumed = s.resume ~= nil, step = 0, train_cpu = 0, base_lr = opt.settings and opt.settings.lr or opt.lr,
                base_pe = opt.settings and opt.settings.puzzle_emb_lr or opt.puzzle_emb_lr }
    local carries = memory.make_carries(model, batch, k)
    local ema = o.ema and M.new_ema(model, o.ema) or nil
@@ -73,6 +77,7 @@ local function run(o)
    if s.resume then -- the run's objects and counters as the checkpoint left them
       loaded = require("hrm.train.resume").load(s.resume, r, { carries = carries, ema = ema, best = best })
       window, elapsed0, cur_state = loaded.window or window, loaded.elapsed, loaded.curriculum or cur_state
+      r.train_cpu = loaded.train_cpu
       if r.step >= s.total then
          say(format("hrm.train: the checkpoint is at step %d, the run has %d steps: nothing to do", r.step, s.total))
       end
@@ -92,6 +97,7 @@ local function run(o)
    local t0 = progress.clock()
    local function now() return elapsed0 + progress.clock() - t0 end
    local function record(rec)
+      rec.cpu = r.train_cpu
       history[#history + 1] = rec
       if rd then rd:record(rec) end
       if o.on_log then o.on_log(rec) end
@@ -104,7 +110,7 @@ local function run(o)
 
    local function save()
       if not rd then return end
-      local extra = { train = { step = r.step, elapsed = now(), lr = r.base_lr, puzzle_emb_lr = r.base_pe,
+      local extra = { train = { step = r.step, elapsed = now(), train_cpu = r.train_cpu, lr = r.base_lr, puzzle_emb_lr = r.base_pe,
                                 rng = model:rng_state(), window = window,
                                 best = best.value ~= nil and { value = best.value, step = best.step, set = best.set,
                                                                metric = best.metric } or nil },
@@ -154,10 +160,18 @@ local function run(o)
       return improved
    end
 
-   local interrupted, summary_train, samples = false, nil, 0
+   local interrupted, summary_train, samples, spent = false, nil, 0, false
    local step_opts = { train = true, global_batch = gb }
+   local budget = s.minutes and s.minutes * 60 or huge
+   local cpu_clock = os.clock -- the process's CPU time, all threads
+   if r.train_cpu >= budget then
+      spent = true
+      say(format("hrm.train: the checkpoint has %.1f training CPU minutes, the budget is %g: nothing to do",
+                 r.train_cpu / 60, s.minutes))
+   end
    local function loop()
-      while r.step < s.total do
+      while r.step < s.total and not spent do
+         local cpu0 = cpu_clock()
          r.step = r.step + 1
          local sums = new_sums()
          for i = 1, k do
@@ -179,6 +193,9 @@ local function run(o)
          local lr = r.base_lr * mult
          opt:step(lr, r.base_pe * mult)
          if ema then ema:update() end
+         r.train_cpu = r.train_cpu + (cpu_clock() - cpu0)
+         spent = r.train_cpu >= budget
+         local final = r.step == s.total or spent
          add(window, sums, 1)
          if reporter then -- the averages since the last log line (rows that halted in them)
             local w = means(window, gb)
@@ -186,7 +203,7 @@ local function run(o)
             reporter:update(r.step, w)
          end
          samples = samples + gb
-         if r.step % s.log_every == 0 or r.step == s.total then
+         if r.step % s.log_every == 0 or final then
             summary_train = means(window, gb)
             local rec = { step = r.step, split = "train", time = now(), lr = lr, metrics = summary_train }
             if type(r.it.epoch) == "function" then
@@ -196,10 +213,10 @@ local function run(o)
             record(rec)
             window = new_sums()
          end
-         local evaluated, improved = #r.eval_names > 0 and ((s.eval_every and r.step % s.eval_every == 0) or r.step == s.total), false
+         local evaluated, improved = #r.eval_names > 0 and ((s.eval_every and r.step % s.eval_every == 0) or final), false
          if evaluated then improved = run_eval(lr) end
          if cur then cur.after({ train = means(sums, gb), eval = last_eval, evaluated = evaluated }) end
-         if rd and (evaluated or (r.step == s.total and #r.eval_names == 0)) then
+         if rd and (evaluated or (final and #r.eval_names == 0)) then
             save()
             if improved then
                local path, cerr = rd:keep_best()
@@ -228,6 +245,9 @@ local function run(o)
    end
    if rd then rd:close() end
    local last = rd and rd.last
+   if spent and not interrupted and r.step > start_step then
+      say(format("hrm.train: the budget of %g training CPU minutes was spent at step %d", s.minutes, r.step))
+   end
    if interrupted then
       say(format("hrm.train: interrupted after step %d%s", r.step,
                  last and last.step == r.step and ("; saved " .. last.path) or ""))
@@ -236,6 +256,7 @@ local function run(o)
    local run_time = progress.clock() - t0
    return {
       step = r.step, start_step = start_step, steps_run = r.step - start_step, total_steps = s.total,
+      stopped_by_budget = spent, train_cpu = r.train_cpu,
       interrupted = interrupted, time = now(), samples_per_second = run_time > 0 and samples / run_time or 0,
       train = summary_train, eval = last_eval, best = best.value ~= nil and best or nil,
       checkpoint = last and last.path or nil, run_dir = s.run_dir, history = history,

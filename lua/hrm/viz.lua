@@ -144,7 +144,7 @@ local function check_opts(o, fname)
    end
 end
 
--- line_chart{title, series = {{name = s, xs = {...}, ys = {...}} or {s, xs, ys}, ...},
+-- line_chart{title, series = {{name = s, xs = {...}, ys = {...} [, color, dash = true]} or {s, xs, ys}, ...},
 --            x_label, y_label, log_y = false, width = 720, height = 420, y_min, y_max,
 --            x_max (where the x-axis ends; default: the last x), markers = auto (drawn when a
 --            series has few points), marks = {{x = n, label = s [, style = "line" | "tick"]}, ...}}
@@ -164,7 +164,7 @@ function M.line_chart(o)
       if #xs ~= #ys then
          error(format("viz.line_chart: series %d has %d xs and %d ys", i, #xs, #ys), 2)
       end
-      series[i] = { name = name and tostring(name) or ("series " .. i), xs = xs, ys = ys,
+      series[i] = { name = name and tostring(name) or ("series " .. i), xs = xs, ys = ys, dash = s.dash and true or nil,
                     color = s.color or M.palette[(i - 1) % #M.palette + 1] }
    end
    local marks = o.marks or {}
@@ -255,8 +255,8 @@ function M.line_chart(o)
       if markers == nil then markers = npts <= 30 end
       for _, seg in ipairs(segs) do
          if #seg > 1 then
-            add(out, format('<polyline fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round" points="%s"/>',
-                            s.color, concat(seg, " ")))
+            add(out, format('<polyline fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"%s points="%s"/>',
+                            s.color, s.dash and ' stroke-dasharray="6,4"' or "", concat(seg, " ")))
          end
          if markers or #seg == 1 then
             for _, p in ipairs(seg) do
@@ -292,8 +292,8 @@ function M.line_chart(o)
       local lx, ly = box.x1 + 14, box.y0 + 6
       for i, s in ipairs(series) do
          local y = ly + (i - 1) * 20
-         add(out, format('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"/>',
-                         lx, y + 6, lx + 20, y + 6, s.color))
+         add(out, format('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"%s/>',
+                         lx, y + 6, lx + 20, y + 6, s.color, s.dash and ' stroke-dasharray="6,4"' or ""))
          add(out, format('<text x="%.1f" y="%.1f" dominant-baseline="middle">%s</text>', lx + 26, y + 6, esc(s.name)))
       end
       for i, l in ipairs(tick_labels) do
@@ -416,13 +416,14 @@ function M.read_metrics(path)
    return recs, skipped
 end
 
-local function metric_series(recs, split, set, key, label)
+-- x_of(record) -> the record's x: its step by default.
+local function metric_series(recs, split, set, key, label, x_of)
    local xs, ys = {}, {}
    for _, r in ipairs(recs) do
       if r.split == split and (set == nil or r.set == set) and type(r.metrics) == "table" then
-         local v = r.metrics[key]
-         if type(v) == "number" then
-            xs[#xs + 1], ys[#ys + 1] = r.step, v
+         local v, x = r.metrics[key], x_of and x_of(r) or r.step
+         if type(v) == "number" and type(x) == "number" then
+            xs[#xs + 1], ys[#ys + 1] = x, v
          end
       end
    end
@@ -530,6 +531,68 @@ function M.plot_run(dir)
    if not ok then
       if type(perr) == "table" and perr.viz then return nil, perr.viz end
       error(perr, 0)
+   end
+   return written
+end
+
+-- The x-axes compare_runs offers: name -> {label, function(record) -> x}.
+local X_AXES = {
+   step = { "step", function(r) return r.step end },
+   cpu = { "training CPU minutes", function(r) return type(r.cpu) == "number" and r.cpu / 60 or nil end },
+   time = { "wall minutes", function(r) return type(r.time) == "number" and r.time / 60 or nil end },
+}
+
+-- compare_runs(runs, {out = dir, x = "cpu" | "step" | "time", set, title}) -> files | nil, err
+-- Several runs on one chart each: compare_exact.svg (evaluation exact accuracy), compare_accuracy.svg
+-- (evaluation cell accuracy) and compare_loss.svg (train lm_loss), against training CPU minutes
+-- (records' cpu), steps or wall minutes. runs: run directories, or {dir, label, color, dash} tables
+-- (runs sharing a colour, one dashed, read as seeds of one model). set: the evaluation set (default:
+-- each run's first). Files go into `out`.
+function M.compare_runs(runs, o)
+   if type(runs) ~= "table" or #runs == 0 then error("viz.compare_runs: bad argument #1: expected a list of runs", 2) end
+   o = o or {}
+   if type(o.out) ~= "string" then error("viz.compare_runs: option 'out' (the folder for the charts) is required", 2) end
+   local axis = X_AXES[o.x or "cpu"]
+   if not axis then error("viz.compare_runs: option 'x' must be \"cpu\", \"step\" or \"time\", got " .. tostring(o.x), 2) end
+   local loaded = {}
+   for i, run in ipairs(runs) do
+      local r = type(run) == "string" and { dir = run } or run
+      if type(r) ~= "table" or type(r.dir) ~= "string" then
+         error(format("viz.compare_runs: run %d must be a directory or {dir = ..., label = ...}", i), 2)
+      end
+      local recs, err = M.read_metrics(r.dir .. "/metrics.jsonl")
+      if not recs then return nil, err end
+      local set = o.set
+      if not set then
+         for _, rec in ipairs(recs) do if rec.split == "eval" and rec.set then set = rec.set break end end
+      end
+      loaded[i] = { recs = recs, set = set, label = r.label or r.dir:gsub("/+$", ""):match("[^/]+$"),
+                    color = r.color, dash = r.dash }
+   end
+   local function series(split, key)
+      local out = {}
+      for _, l in ipairs(loaded) do
+         local s = metric_series(l.recs, split, split == "eval" and l.set or nil, key, l.label, axis[2])
+         if s then s.color, s.dash = l.color, l.dash out[#out + 1] = s end
+      end
+      return out
+   end
+   local title = o.title and (o.title .. ": ") or ""
+   local charts = {
+      { "compare_exact.svg", { title = title .. "exact accuracy (evaluation)", series = series("eval", "exact_accuracy"),
+                               y_label = "exact accuracy", y_min = 0, y_max = 1 } },
+      { "compare_accuracy.svg", { title = title .. "cell accuracy (evaluation)", series = series("eval", "accuracy"),
+                                  y_label = "cell accuracy", y_max = 1 } },
+      { "compare_loss.svg", { title = title .. "train lm_loss", series = series("train", "lm_loss"), y_label = "lm_loss",
+                              log_y = true } },
+   }
+   local written = {}
+   for _, c in ipairs(charts) do
+      c[2].x_label, c[2].width, c[2].markers = axis[1], 840, false
+      local path = o.out:gsub("/+$", "") .. "/" .. c[1]
+      local ok, err = M.save(path, M.line_chart(c[2]))
+      if not ok then return nil, err end
+      written[#written + 1] = path
    end
    return written
 end

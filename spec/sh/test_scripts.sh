@@ -169,6 +169,16 @@ for f in loss accuracy steps lr halting; do
    head -c 4 "$run/$f.svg" 2>/dev/null | grep -q '<svg' && ok || bad "plot: no $f.svg"
 done
 user_error "plot missing dir" "no metrics.jsonl in $tmp/none" $P "$tmp/none"
+# two runs compared (the same run twice, as two seeds of one model): three charts, the second dashed
+mkdir -p "$tmp/cmp"
+out=$($P "$run" "$run" --out "$tmp/cmp" --labels "tiny-s1,tiny-s2" --axis cpu); rc=$?
+expect_out "plot compare status" "0" "$rc"
+for f in exact accuracy loss; do
+   grep -q 'training CPU minutes' "$tmp/cmp/compare_$f.svg" 2>/dev/null && ok || bad "plot compare: no compare_$f.svg against CPU minutes"
+done
+grep -q 'stroke-dasharray="6,4"' "$tmp/cmp/compare_loss.svg" && ok || bad "plot compare: the second seed is not dashed"
+user_error "plot compare labels" "--labels names 1 runs, 2 were given" $P "$run" "$run" --out "$tmp/cmp" --labels one
+user_error "plot compare axis" "--axis expects cpu, step or time, got 'epoch'" $P "$run" "$run" --out "$tmp/cmp" --axis epoch
 user_error "plot no dir" "give a run directory" $P
 
 echo "$pass passed, $fail failed"

@@ -17,7 +17,7 @@ local KNOWN = {
    accumulate = true, eval_batch = true, schedule = true, curriculum = true, eval_every = true,
    log_every = true, checkpoint = true, run = true, best = true, best_mode = true, resume = true,
    ema = true, seed = true, progress = true, quiet = true, meta = true, on_log = true, context = true,
-   tensorboard = true,
+   tensorboard = true, minutes = true,
 }
 
 -- Misuse is raised without a position here; train.lua raises it again at the caller's line.
@@ -112,6 +112,10 @@ function M.check(o)
       fail("option 'seed' must be a non-negative integer, got %s", tostring(s.seed))
    end
    s.total = run_length(o, src, s.global_batch)
+   if o.minutes ~= nil and (type(o.minutes) ~= "number" or not (o.minutes > 0) or o.minutes == math.huge) then
+      fail("option 'minutes' must be a number of minutes > 0, got %s", tostring(o.minutes))
+   end
+   s.minutes = o.minutes
    s.schedule = o.schedule or function() return 1 end
    if type(s.schedule) ~= "function" then fail("option 'schedule' must be a function(step) -> multiplier") end
    if o.curriculum ~= nil and type(o.curriculum) ~= "function" then
@@ -142,7 +146,7 @@ function M.record(o, s)
       steps = s.total, epochs = o.epochs, batch = o.batch, accumulate = s.accumulate,
       global_batch = s.global_batch, eval_batch = o.eval_batch, eval_every = o.eval_every,
       log_every = o.log_every, eval_sets = fs.array(s.eval_names), best = o.best or "exact_accuracy",
-      ema = o.ema, seed = s.seed, resume = o.resume,
+      ema = o.ema, seed = s.seed, resume = o.resume, minutes = o.minutes,
       schedule = o.schedule and "function" or nil, curriculum = o.curriculum and "function" or nil,
    }
 end

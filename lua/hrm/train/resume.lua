@@ -5,7 +5,7 @@
 -- a checkpoint of another model shape or another number of carries is refused in one line.
 -- load(path, r, {carries, ema, best}) reads the checkpoint, restores the objects and the loop's
 -- counters (r.step, r.base_lr, r.base_pe, best, EMA weights) and returns the state with its
--- log window, elapsed time and curriculum state; sampler(state, it) then sets the train
+-- log window, elapsed time, training CPU time and curriculum state; sampler(state, it) then sets the train
 -- iterator's position.
 -- Does not: parse files itself (hrm.checkpoint does).
 local M = {}
@@ -68,7 +68,7 @@ function M.load(path, r, o)
    if tr.rng then r.model:set_rng_state(tr.rng) end
    if tr.best then o.best.value, o.best.step = tr.best.value, tr.best.step end
    if tr.lr then r.base_lr, r.base_pe = tr.lr, tr.puzzle_emb_lr or r.base_pe end
-   st.window, st.elapsed = tr.window, tr.elapsed or 0
+   st.window, st.elapsed, st.train_cpu = tr.window, tr.elapsed or 0, tr.train_cpu or 0
    if type(extra.curriculum) == "table" then st.curriculum = extra.curriculum end
    if o.ema and type(extra.ema) == "table" then
       local ok, err = o.ema:load(st, path)
