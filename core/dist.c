@@ -123,8 +123,10 @@ int hrm_dist_init(void) {
       dist.size = n;
       dist.local_size = local;
       atexit(at_exit);
-      /* threads: the host's cores shared among its ranks, unless the user chose */
-      if (local > 1 && !getenv("HRM_THREADS") && !getenv("OMP_NUM_THREADS")) {
+      /* threads: the host's cores shared among its ranks, unless the user chose a count
+       * (HRM_THREADS, OMP_NUM_THREADS, or hrm_set_threads before this call) */
+      if (local > 1 && !getenv("HRM_THREADS") && !getenv("OMP_NUM_THREADS") &&
+          hrm_get_threads() == omp_get_num_procs()) {
          int t = omp_get_num_procs() / local;
          HRM_TRY(hrm_set_threads(t < 1 ? 1 : t));
       }
