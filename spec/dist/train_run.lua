@@ -47,12 +47,16 @@ local sleep = o.sleep > 0 and function()
    while hrm.C.hrm_wall_time() < t do end
 end or nil
 
-local res = hrm.train {
+local ok, res = pcall(hrm.train, {
    model = model, optim = opt, data = dataset(64, o.data_seed),
    eval = o.eval == 1 and dataset(24, 7) or nil, eval_every = o.eval == 1 and o.eval_every or nil, eval_batch = 5,
    steps = o.steps, batch = o.batch, accumulate = o.accumulate, seed = 3, log_every = 1, run = dir,
    resume = o.resume, progress = false, tensorboard = false,
    schedule = hrm.schedule.warmup_cosine { warmup = 2, total = 20, min_ratio = 0.1 },
    on_log = sleep and function(rec) if rec.split == "train" then sleep() end end,
-}
+})
+if not ok then -- a refused launch, raised on every rank: rank 0 says it, as scripts/train.lua does
+   if hrm.dist.rank() == 0 then io.stderr:write(tostring(res), "\n") end
+   os.exit(1)
+end
 if hrm.dist.rank() == 0 then print(string.format("done: step %d", res.step)) end

@@ -115,7 +115,7 @@ function D:check(what)
    for r = 1, self.size - 1 do
       for i, p in ipairs(parts) do
          if all[r * #parts + i - 1] ~= all[i - 1] then
-            shared_error("rank %d's %s differs from rank 0's: every rank must be launched with the same " ..
+            shared_error("rank %d and rank 0 have different %s: every rank must be launched with the same " ..
                          "options and data\n---> HINT: one command line for all ranks, data files identical " ..
                          "on every host", r, p[1])
          end
