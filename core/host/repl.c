@@ -9,7 +9,9 @@
  * while Lua runs, a Lua hook; nothing that allocates or touches readline). At the prompt the key
  * reader sees the flag and ends the line, which the loop then drops together with any pending
  * continuation lines. In the REPL a second Ctrl-C never ends the process; in a script it does
- * (as in lua.c), since compiled loops never run the hook.
+ * (as in lua.c), since compiled loops never run the hook. In the REPL only the typed chunk is
+ * interrupted: hrm.repl._interruptible(false) ends that window as soon as the chunk fails or
+ * returns, so a Ctrl-C during the error report or the printing of results is dropped.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -30,11 +32,25 @@
 static lua_State *interrupt_state;
 static volatile sig_atomic_t interrupt_pending; /* Ctrl-C seen and not yet acted on */
 static volatile sig_atomic_t in_session;        /* inside the REPL: Ctrl-C never ends the process */
+static volatile sig_atomic_t chunk_running = 1; /* Lua code that Ctrl-C may stop is running */
 
 static void interrupt_hook(lua_State *L, lua_Debug *ar) {
    (void)ar;
    lua_sethook(L, NULL, 0, 0);
-   luaL_error(L, "interrupted");
+   if (chunk_running) luaL_error(L, "interrupted");
+}
+
+/* hrm.repl._interruptible(on): whether a Ctrl-C now stops the running Lua code (the REPL opens
+ * this window around each typed chunk only). */
+static int set_interruptible(lua_State *L) {
+   sigset_t block, old;
+   sigemptyset(&block);
+   sigaddset(&block, SIGINT);
+   sigprocmask(SIG_BLOCK, &block, &old);
+   chunk_running = lua_toboolean(L, 1);
+   if (!chunk_running && lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0);
+   sigprocmask(SIG_SETMASK, &old, NULL);
+   return 0;
 }
 
 static void on_sigint(int sig);
@@ -52,6 +68,7 @@ static void on_sigint(int sig) {
    (void)sig;
    interrupt_pending = 1;
    if (!interrupt_state) return; /* at the prompt: the key reader acts on the flag */
+   if (!chunk_running) return;   /* the REPL's own code between chunks: dropped after it */
    if (hrm_interrupt_deferred()) { /* a loop will stop cleanly at its next step */
       hrm_interrupt_request();
       return;
@@ -204,7 +221,13 @@ int hrm_host_repl(lua_State *L) {
    rl_getc_function = read_key;
    in_session = 1;
    interrupt_pending = 0;
+   chunk_running = 0;
    install_sigint(on_sigint);
+   lua_getglobal(L, "hrm");
+   lua_getfield(L, -1, "repl");
+   lua_pushcfunction(L, set_interruptible);
+   lua_setfield(L, -2, "_interruptible");
+   lua_pop(L, 2);
 
    lua_getglobal(L, "hrm");
    lua_getfield(L, -1, "repl");
@@ -253,6 +276,7 @@ int hrm_host_repl(lua_State *L) {
    }
    free(buffer);
    in_session = 0;
+   chunk_running = 1;
    hrm_host_interrupts(L, 0);
    if (completion_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, completion_ref);
    putchar('\n');

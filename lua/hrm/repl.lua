@@ -84,13 +84,18 @@ function M.eval(source)
       return "error"
    end
    if jit then jit.off(fn, true) end -- interpreted, so one Ctrl-C stops a loop typed here
+   -- The interactive host lets Ctrl-C stop only the typed chunk, not this report of its end.
+   local interruptible = M._interruptible or function() end
    local message
+   interruptible(true)
    local results = { xpcall(fn, function(e)
+      interruptible(false)
       message = type(e) == "string" and e or M.pretty(e)
       local trace = debug.traceback(message, 2)
       M.last_traceback = trace:gsub("\n%s*%[C%]: in function 'xpcall'.*$", "")
       return message
    end) }
+   interruptible(false)
    if not results[1] then
       report(message)
       return "error"

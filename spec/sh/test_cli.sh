@@ -98,6 +98,18 @@ if command -v script >/dev/null; then
    keys 'n = 0; print("run".."ning"); while true do n = n + 1 end\n'; wait_for running
    sleep 0.5; keys '\003'; wait_for interrupted && ok   # one Ctrl-C stops it
    keys 'print("al".."ive", n > 0)\n'; wait_for "alive	true" && ok
+   # a Ctrl-C while the REPL reports an error (here a slow __tostring) is dropped: the report ends
+   keys 'slow = setmetatable({}, {__tostring = function() print("rep".."orting"); local t = os.clock(); while os.clock() - t < 3 do end; return "slow error" end}); error(slow)\n'
+   wait_for reporting; sleep 0.5; keys '\003'; wait_for "slow error" && ok
+   keys 'print("re".."port done")\n'; wait_for "report done" && ok
+   expect_out "Ctrl-C in an error report is dropped" "0" "$(seen "error in error handling")"
+   # two quick Ctrl-Cs on a running loop: one "interrupted", no traceback, the session goes on
+   for i in 1 2 3; do
+      n=$(seen interrupted)
+      keys 'print("lo".."op'$i'"); while true do end\n'; wait_for "loop$i"
+      sleep 0.3; keys '\003'; sleep 0.0$i; keys '\003'; wait_for interrupted $((n + 1))
+   done
+   keys 'print("af".."ter double")\n'; wait_for "after double" && ok
    n=$(seen "> ^C")
    keys '\003'; wait_for "> ^C" $((n + 1)); keys '\003'; wait_for "> ^C" $((n + 2))
    keys 'print("still".."here")\n'; wait_for stillhere && ok
