@@ -4,7 +4,7 @@
 # Usage: bash spec/dist/test_faults.sh build/hrm
 # 1. A rank killed mid-run (SIGKILL) ends the whole job within 30 s with a non-zero status and
 #    a message naming the lost rank; no process of the job is left; the last checkpoint on disk
-#    loads. 2. Bad launches are refused before the first step, naming the problem, printed once:
+#    loads. 2. An error only rank 1 raises ends the job with its message. 3. Bad launches are refused before the first step, naming the problem, printed once:
 #    a world size that does not divide the batch, and ranks with different data or options.
 # Exits 77 (skipped) in a build without MPI.
 set -euo pipefail
@@ -38,7 +38,15 @@ left=$(pgrep -f "train_run.lua $dir/run" || true)
    || fail "the last checkpoint does not load"
 grep -m1 "rank 1" "$dir/log"
 
-# ---- 2. bad launches, refused before the first step ----
+# ---- 2. a failure one rank alone sees (its curriculum raises) ends the job, naming the rank ----
+rc=0
+timeout 60 bash spec/dist/mpirun.sh 2 "$hrm" spec/dist/train_run.lua "$dir/alone" fail_rank=1 >"$dir/log" 2>&1 || rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "status $rc after a failure on rank 1"
+grep -q "hrm.train (rank 1 of 2): .*a failure on this rank alone" "$dir/log" || fail "no message from rank 1"
+[ -z "$(pgrep -f "train_run.lua $dir/alone" || true)" ] || fail "processes left after a failure on rank 1"
+grep -m1 "rank 1 of 2" "$dir/log"
+
+# ---- 3. bad launches, refused before the first step ----
 refused() { # refused PATTERN MPIRUN-ARGS...: status non-zero, the message once, no step logged
    local pattern=$1
    shift

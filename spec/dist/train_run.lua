@@ -2,14 +2,15 @@
 --
 -- usage: hrm spec/dist/train_run.lua DIR [key=value ...]
 -- keys: steps (10), batch (8), accumulate (1), resume (a checkpoint), data_seed (1), eval_every
--- (5), sleep (seconds per step, for the fault test), eval (1: evaluate). hrm.train runs into
+-- (5), sleep (seconds per step, for the fault test), eval (1: evaluate), fail_rank (this rank
+-- alone raises an error after step 3). hrm.train runs into
 -- DIR (metrics.jsonl with a train record per step, last.hrm); puzzle embeddings on (16 puzzle ids,
 -- sign-SGD), exploration on, 4 ACT steps. The data are drawn from data_seed, so a rank launched
 -- with another seed has other data.
 local hrm = require "hrm"
 
 local dir = assert(arg[1], "usage: train_run.lua DIR [key=value ...]")
-local o = { steps = 10, batch = 8, accumulate = 1, data_seed = 1, eval_every = 5, sleep = 0, eval = 1 }
+local o = { steps = 10, batch = 8, accumulate = 1, data_seed = 1, eval_every = 5, sleep = 0, eval = 1, fail_rank = -1 }
 for i = 2, #arg do
    local k, v = arg[i]:match("^([%w_]+)=(.*)$")
    assert(k and o[k] ~= nil or k == "resume", "unknown argument " .. arg[i])
@@ -54,6 +55,9 @@ local ok, res = pcall(hrm.train, {
    resume = o.resume, progress = false, tensorboard = false,
    schedule = hrm.schedule.warmup_cosine { warmup = 2, total = 20, min_ratio = 0.1 },
    on_log = sleep and function(rec) if rec.split == "train" then sleep() end end,
+   curriculum = o.fail_rank >= 0 and function(step)
+      if step == 3 and hrm.dist.rank() == o.fail_rank then error("a failure on this rank alone") end
+   end or nil,
 })
 if not ok then -- a refused launch, raised on every rank: rank 0 says it, as scripts/train.lua does
    if hrm.dist.rank() == 0 then io.stderr:write(tostring(res), "\n") end
