@@ -6,11 +6,13 @@
 #   bash weights/sudoku9_compare.sh eval RUN_DIR [MODEL]           # RUN_DIR/bands.jsonl, every held-out set
 #
 # Sizes: hidden 96, 3 heads, expansion 4, 8 ACT segments, learned positions (none for TRM-MLP),
-# softmax loss, no puzzle embedding. Each model does 12 block evaluations' worth of work per
-# training step (a backward counted as two forwards): HRM 2 H-cycles x 3 L-cycles over two
-# one-block nets with the one-step gradient (8 forward + 2 x 2 backward); TRM one one-block net,
-# 2 recursions of (2 latent + 1 answer) updates with the last recursion backpropagated in full
-# (6 forward + 3 x 2 backward). Same data, curriculum, optimizer and batch for all.
+# softmax loss, no puzzle embedding; about 230k parameters each. Each model does the work of 24
+# block forwards per training step (a backward counted as two): HRM, two one-block nets, 2 H-cycles
+# x 4 L-cycles = 10 forwards with the one-step gradient through the last two (2 x 2), plus the 10
+# forwards of the next segment that its Q-learning target needs; TRM and TRM-MLP, one two-block
+# net, 2 recursions of (2 latent + 1 answer) updates = 12 block forwards, the last recursion
+# backpropagated in full (6 x 2), and no target pass (TRM halts on q_halt > 0 alone).
+# Same data, curriculum, optimizer, batch and budget for all.
 set -euo pipefail
 HRM=${HRM:-build/hrm}
 SHARED=${SHARED:-../shared/data/sudoku}
@@ -19,9 +21,9 @@ COMMON=(--task sudoku --config tiny --set hidden_size=96 --set num_heads=3 --set
 
 arch_args() {
    case "$1" in
-      hrm) echo "--arch hrm --set H_layers=1 --set L_layers=1 --set H_cycles=2 --set L_cycles=3 --set pos_encodings=learned" ;;
-      trm) echo "--arch trm --set L_layers=1 --set H_cycles=2 --set L_cycles=2 --set puzzle_emb_len=0 --set pos_encodings=learned" ;;
-      trm_mlp) echo "--arch trm_mlp --set L_layers=1 --set H_cycles=2 --set L_cycles=2 --set puzzle_emb_len=0" ;;
+      hrm) echo "--arch hrm --set H_layers=1 --set L_layers=1 --set H_cycles=2 --set L_cycles=4 --set pos_encodings=learned" ;;
+      trm) echo "--arch trm --set L_layers=2 --set H_cycles=2 --set L_cycles=2 --set puzzle_emb_len=0 --set pos_encodings=learned" ;;
+      trm_mlp) echo "--arch trm_mlp --set L_layers=2 --set H_cycles=2 --set L_cycles=2 --set puzzle_emb_len=0" ;;
       *) echo "unknown model '$1' (hrm, trm, trm_mlp)" >&2; exit 2 ;;
    esac
 }
@@ -33,7 +35,7 @@ train)
    "$HRM" --threads 1 scripts/train.lua "${COMMON[@]}" $(arch_args "$model") \
       --generate 60000 --blanks 8-30 --aug 0 --curriculum weights/sudoku9_curriculum.lua \
       --eval-generate 256 --eval-every 250 --steps 1000000 --minutes "$minutes" \
-      --batch 128 --lr 1e-3 --warmup 200 --weight-decay 0.1 --seed "$seed" --run "$out" --plain --log-every 50
+      --batch 64 --lr 1e-3 --warmup 100 --weight-decay 0.1 --seed "$seed" --run "$out" --plain --log-every 50
    ;;
 eval)
    # One JSON line per held-out set in RUN_DIR/bands.jsonl (every row runs the 8 segments).
