@@ -611,6 +611,48 @@ int hrm_checkpoint_get(hrm_tensor **out, const hrm_checkpoint *f, const char *na
 /* Copy tensor `name` into dst (CPU, same dtype and shape), with no intermediate copy. */
 int hrm_checkpoint_read_into(hrm_tensor *dst, const hrm_checkpoint *f, const char *name);
 
+/* ---- several processes: collectives over MPI (CPU tensors) and NCCL (CUDA tensors) ----------
+ * A job started by an MPI launcher (mpirun -np N) has N ranks; anything else is world size 1,
+ * where every collective returns its input. Collectives work in place on contiguous tensors;
+ * every rank calls them in the same order with the same dtypes and shapes (a mismatch is a
+ * deadlock or an MPI error, not something a rank can detect alone). A CUDA tensor travels over
+ * NCCL (bootstrapped through MPI), a CPU tensor over MPI.
+ *
+ *    hrm_dist_init();
+ *    hrm_dist_all_reduce(grads, HRM_DIST_SUM);   // every rank now holds the sum
+ *    hrm_dist_broadcast(weights, 0);             // every rank now holds rank 0's weights
+ */
+
+enum hrm_dist_op { HRM_DIST_SUM = 0, HRM_DIST_MAX = 1 };
+
+/* Join the launcher's job (idempotent). Without a launcher, or in a build without MPI: world
+ * size 1 and nothing is started. Under a launcher, threads default to the host's cores divided
+ * by its ranks unless HRM_THREADS is set. */
+int hrm_dist_init(void);
+int32_t hrm_dist_rank(void);        /* 0..size-1 (0 before init) */
+int32_t hrm_dist_size(void);        /* ranks in the job (1 before init) */
+int32_t hrm_dist_local_size(void);  /* ranks on this host (1 before init) */
+int32_t hrm_dist_mpi_built(void);   /* 1 when this build has MPI */
+int32_t hrm_dist_nccl_built(void);  /* 1 when this build has NCCL */
+/* t = op over every rank's t (sum or max; f32, f64, i32, i64, u8; sum and max of bf16 refused). */
+int hrm_dist_all_reduce(hrm_tensor *t, int32_t op);
+/* t = root's t on every rank. */
+int hrm_dist_broadcast(hrm_tensor *t, int32_t root);
+/* [OUT] out: every rank's in, rank after rank (out holds size x numel(in) elements, same dtype
+ * and device). */
+int hrm_dist_all_gather(hrm_tensor *out, const hrm_tensor *in);
+int hrm_dist_barrier(void);
+/* Data-parallel step: the flat gradient block summed over ranks, and the sparse table's pending
+ * gradient rows of every rank gathered onto each, in the order one process holding the whole
+ * batch would have appended them (each rank's rows are `chunks` equal blocks, one per
+ * micro-batch: block 1 of every rank, then block 2, ...). */
+int hrm_dist_reduce_gradients(hrm_params *p, int32_t chunks);
+/* End every rank of the job with `status` (MPI_Abort) after a failure only some ranks saw. At
+ * world size 1 it returns HRM_OK and does nothing (the caller exits as usual). */
+int hrm_dist_abort(int32_t status);
+/* Leave the job (at the end of a run; also done at exit). Idempotent. */
+int hrm_dist_finalize(void);
+
 /* HRM_CDEF_END */
 
 #ifdef __cplusplus

@@ -5,6 +5,7 @@
 --   hrm scripts/bench.lua [--arch hrm|trm|trm_mlp|transformer|all] [--config hrm_v1|small|both]
 --                         [--steps N] [--threads N] [--bf16] [--compare-torch] [--torch-threads 1,2]
 --                         [--no-infer]
+--   hrm scripts/bench.lua --dist [--config hrm_v1|small] [--steps N] [--gpu-step-ms X]
 --
 -- FLOPs are counted the same way for every architecture: per training step, the segment's block
 -- applications forward (HRM's hrm_v1: 24; TRM: H_cycles x (L_cycles + 1) x L_layers = 42; the
@@ -24,6 +25,12 @@
 -- reach at 100% of the FMA peak (the ceiling of any fp32 implementation on this machine); a
 -- PyTorch below a quarter of the GEMM rate measured here is flagged as a likely handicapped
 -- baseline. With --bf16 PyTorch runs under CPU autocast to bf16, so both sides multiply in bf16.
+--
+-- --dist: data-parallel training throughput, 2 ranks x 1 thread (mpirun) against 1 rank x 2
+-- threads on the same global batch, the time of the gradient exchange per step and its share, and
+-- a model of the exchange on GPUs: a ring all-reduce of the measured gradient takes
+-- 2 (n - 1) / n x bytes / bus bandwidth, with NCCL's published bus bandwidths as inputs
+-- (--nvlink-busbw, --ib-busbw in GB/s); --gpu-step-ms gives a GPU step time for the efficiency.
 local hrm = require "hrm"
 
 local a = require("hrm.cli").parse("bench.lua", { ... }, {
@@ -39,6 +46,11 @@ local a = require("hrm.cli").parse("bench.lua", { ... }, {
       { "--no-infer", "flag", "skip the inference figures" },
       { "--compare-torch", "flag", "also time the PyTorch twin (scripts/ref/bench_torch.py)" },
       { "--torch-threads L", "str", "PyTorch thread counts to try, comma-separated (default 1,2)" },
+      { "--dist", "flag", "data-parallel throughput: 2 ranks x 1 thread against 1 rank x 2 threads" },
+      { "--dist-worker", "flag", "(internal) one side of --dist" },
+      { "--gpu-step-ms X", "num", "with --dist: a GPU training step's time for the modelled efficiency" },
+      { "--nvlink-busbw X", "num", "with --dist: NCCL all-reduce bus bandwidth in one 8-GPU node, GB/s (default 450)" },
+      { "--ib-busbw X", "num", "with --dist: across nodes, GB/s per GPU (default 40: a 400 Gb/s NIC per GPU)" },
       { "--python L", "str", "interpreters for the PyTorch baseline, comma-separated; the fastest counts " ..
                              "(default python3,/usr/bin/python3)" },
    },
@@ -62,6 +74,10 @@ local function config_of(arch, size)
    return hrm.config.hrm_v1(over)
 end
 local SIZES = { hrm_v1 = { batch = 32, steps = 3 }, small = { batch = 64, steps = 10 } }
+if a.dist or a["dist-worker"] then -- scripts/bench_dist.lua
+   dofile((arg[0]:match("^(.*)/") or ".") .. "/bench_dist.lua")(a, config_of, SIZES)
+   os.exit(0)
+end
 
 -- Block applications of one training step: forward in the segment, whether a target-Q segment
 -- runs (another forward of the same blocks), and the blocks in the gradient's graph.

@@ -320,9 +320,13 @@ local function main(argv)
       lr = a.lr or 1e-4, puzzle_emb_lr = a["puzzle-emb-lr"] or 1e-2, weight_decay = a["weight-decay"] or 0.1,
       puzzle_emb_weight_decay = a["puzzle-emb-weight-decay"] or 0.1, betas = { a.beta1 or 0.9, a.beta2 or 0.95 },
    })
-   if not a.quiet then
+   -- several processes (mpirun -np N): rank 0 alone prints; each rank steps on batch / N rows
+   local rank, ranks = hrm.dist.init()
+   local loud = not a.quiet and rank == 0
+   if loud then
       print(tostring(model))
-      print(string.format("task %s, %d steps of %d x %d rows, run directory %s", task.name, steps, batch, k, run_dir))
+      print(string.format("task %s, %d steps of %d x %d rows%s, run directory %s", task.name, steps, batch, k,
+                          ranks > 1 and string.format(" (%d ranks of %g rows)", ranks, batch / ranks) or "", run_dir))
    end
    desc.task, desc.task_arg, desc.size, desc.seed = task.name, task_name, a.size, a.seed
    desc.args = argv
@@ -337,11 +341,12 @@ local function main(argv)
       context = { task = task, args = a },
    })
    if not ok then
+      if rank ~= 0 then os.exit(1) end -- an error every rank raised: rank 0 says it
       local msg = tostring(res)
       if msg:match("^hrm%.train:") then die((msg:gsub("^hrm%.train: ", ""))) end
       error(res, 0)
    end
-   if not a.quiet then
+   if loud then
       local duration = require("hrm.progress").duration
       local parts = { string.format("done: step %d in %s (training CPU time %s)", res.step, duration(res.time),
                                     duration(res.train_cpu)) }

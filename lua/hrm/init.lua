@@ -44,7 +44,7 @@ local lazy = {
    repl = "hrm.repl", Model = "hrm.Model", config = "hrm.config", optim = "hrm.optim",
    schedule = "hrm.schedule", data = "hrm.data", checkpoint = "hrm.checkpoint",
    train = "hrm.train", progress = "hrm.progress", viz = "hrm.viz", fs = "hrm.fs",
-   safetensors = "hrm.safetensors", nn = "hrm.nn", doc = "hrm.doc",
+   safetensors = "hrm.safetensors", nn = "hrm.nn", doc = "hrm.doc", dist = "hrm.dist",
 }
 
 -- help(x): the documentation of a function, module or name ("tasks.sudoku"), see hrm.doc.

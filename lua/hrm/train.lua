@@ -5,8 +5,9 @@
 -- micro-batches, one update at base rate x schedule(step); evaluation, checkpoints and logs at
 -- their intervals; exact resume, curriculum hook, EMA weights, NaN stop, clean Ctrl-C.
 -- Its pieces are the files of lua/hrm/train/: options, source, evaluate, ema, memory, resume,
--- curriculum, run_dir (config.json, metrics.jsonl, TensorBoard, checkpoints). Copy this file to
--- write your own loop.
+-- curriculum, run_dir (config.json, metrics.jsonl, TensorBoard, checkpoints), dist (several
+-- processes: `mpirun -np N hrm script.lua` trains data-parallel, exactly as one process would
+-- on the whole batch). Copy this file to write your own loop.
 -- Does not: own any math (C does), or keep anything between calls.
 local C = require "hrm.ffi"
 local progress = require "hrm.progress"
@@ -14,6 +15,7 @@ local options = require "hrm.train.options"
 local source = require "hrm.train.source"
 local evaluate = require "hrm.train.evaluate"
 local memory = require "hrm.train.memory"
+local tdist = require "hrm.train.dist"
 
 local M = { evaluate = evaluate.evaluate, metric_keys = evaluate.metric_keys, as_source = source.as_source,
             new_ema = require("hrm.train.ema").new, memory_available = memory.available }
@@ -57,15 +59,18 @@ end
 -- samples_per_second, train, eval, best, checkpoint, run_dir, history, lr, puzzle_emb_lr,
 -- global_batch, data, iterator, carries, ema}. Misuse raises at the caller; run failures raise
 -- one-line "hrm.train: ..." messages.
-local function run(o)
+local function run_rank(o)
    local cok, s = pcall(options.check, o)
-   if not cok then error(s, 3) end -- misuse: at the caller of hrm.train{...}
+   if not cok then error(s, 4) end -- misuse: at the caller of hrm.train{...}
    local model, opt, batch, k, gb = s.model, s.optim, s.batch, s.accumulate, s.global_batch
+   local d = tdist.new(batch, k) -- this rank's share; at world size 1 the whole batch
+   local main = d.rank == 0      -- the rank that prints, logs and writes
+   if not main then s.quiet = true end
    local r = { model = model, optim = opt, batch = batch, accumulate = k, total = s.total, seed = s.seed,
                run_dir = s.run_dir, source = s.source, eval_sets = s.eval_sets, eval_names = s.eval_names,
                resumed = s.resume ~= nil, step = 0, train_cpu = 0, base_lr = opt.settings and opt.settings.lr or opt.lr,
                base_pe = opt.settings and opt.settings.puzzle_emb_lr or opt.puzzle_emb_lr }
-   local carries = memory.make_carries(model, batch, k)
+   local carries = memory.make_carries(model, d.local_batch, k)
    local ema = o.ema and M.new_ema(model, o.ema) or nil
    local best, history, last_eval, window, elapsed0, cur_state = s.best, {}, {}, new_sums(), 0, {}
    local reporter, rd, loaded
@@ -75,7 +80,8 @@ local function run(o)
    end
 
    if s.resume then -- the run's objects and counters as the checkpoint left them
-      loaded = require("hrm.train.resume").load(s.resume, r, { carries = carries, ema = ema, best = best })
+      loaded = require("hrm.train.resume").load(s.resume, r, { carries = carries, ema = ema, best = best,
+                                                               rows_of = function(t) return d:rows_of(t) end })
       window, elapsed0, cur_state = loaded.window or window, loaded.elapsed, loaded.curriculum or cur_state
       r.train_cpu = loaded.train_cpu
       if r.step >= s.total then
@@ -84,7 +90,7 @@ local function run(o)
    end
    local start_step = r.step
 
-   if s.run_dir then
+   if s.run_dir and main then
       rd = require("hrm.train.run_dir").open(s.run_dir, {
          config = { model = model:config(), optim = { kind = opt.kind, settings = opt.settings },
                     train = options.record(o, s), meta = o.meta, version = require("hrm").version() },
@@ -100,15 +106,22 @@ local function run(o)
       rec.cpu = r.train_cpu
       history[#history + 1] = rec
       if rd then rd:record(rec) end
-      if o.on_log then o.on_log(rec) end
+      if o.on_log and main then o.on_log(rec) end
    end
    local function log(msg) say(msg) record({ step = r.step, split = "event", message = tostring(msg), time = now() }) end
 
    local cur = o.curriculum and require("hrm.train.curriculum").new(r, o.curriculum, o.context, cur_state, log)
    if cur then cur.start() else r.it = source.train_iterator(r.source, batch, s.seed) end
    if loaded then require("hrm.train.resume").sampler(loaded, r.it) end -- after the curriculum's data
+   d:check{ model = model:config(), options = options.record(o, s), optim = opt.settings, iterator = r.it,
+            source = r.source }
+   d:sync_weights(model)
 
+   local saved_at -- the step of the last checkpoint (every rank knows it)
    local function save()
+      if not s.run_dir then return end
+      local global = d:global_carries(model, carries) -- a collective: every rank takes part
+      saved_at = r.step
       if not rd then return end
       local extra = { train = { step = r.step, elapsed = now(), train_cpu = r.train_cpu, lr = r.base_lr, puzzle_emb_lr = r.base_pe,
                                 rng = model:rng_state(), window = window,
@@ -117,7 +130,7 @@ local function run(o)
                       curriculum = cur and cur.ctx.state or cur_state }
       local own
       if ema then own, extra.ema = ema:for_checkpoint() end
-      rd:save({ model = model, optim = opt, carry = k == 1 and carries[1] or carries, data = r.it, step = r.step,
+      rd:save({ model = model, optim = opt, carry = k == 1 and global[1] or global, data = r.it, step = r.step,
                 extra = extra, tensors = own })
    end
 
@@ -138,7 +151,7 @@ local function run(o)
    local function run_eval(lr)
       local improved = false
       for _, name in ipairs(r.eval_names) do
-         local function go() return evaluate.evaluate(model, r.eval_sets[name], { batch = s.eval_batch }) end
+         local function go() return evaluate.evaluate(model, r.eval_sets[name], { batch = s.eval_batch, dist = d.size > 1 }) end
          local eok, m, hist
          if ema then eok, m, hist = pcall(ema.with_weights, ema, go) else eok, m, hist = pcall(go) end
          if not eok then step_failed(m, s.eval_batch, format("evaluation of '%s'", name)) end
@@ -161,7 +174,10 @@ local function run(o)
    end
 
    local interrupted, summary_train, samples, spent = false, nil, 0, false
-   local step_opts = { train = true, global_batch = gb }
+   local step_opts = { train = true, global_batch = gb, row_offset = d.row_offset }
+   local SUM_KEYS = { "count" }
+   for _, key in ipairs(LOSS_KEYS) do SUM_KEYS[#SUM_KEYS + 1] = key end
+   for _, key in ipairs(COUNT_KEYS) do SUM_KEYS[#SUM_KEYS + 1] = key end
    local budget = s.minutes and s.minutes * 60 or huge
    local cpu_clock = os.clock -- the process's CPU time, all threads
    if r.train_cpu >= budget then
@@ -180,12 +196,13 @@ local function run(o)
                error(format("hrm.train: the training data ran out at step %d%s", r.step,
                             berr and (": " .. berr) or " (a train iterator should not end)"), 0)
             end
-            local sok, out = pcall(model.step, model, carries[i], b, step_opts)
+            local sok, out = pcall(model.step, model, carries[i], d:slice(b), step_opts)
             if not sok then step_failed(out, batch, format("loss (micro-batch %d of %d)", i, k)) end
             if not finite(out.loss) then nan_stop(format("loss (micro-batch %d of %d)", i, k), "the loss is " .. tostring(out.loss)) end
             add(sums, out, 0)
          end
          sums.n = 1
+         d:reduce(model, sums, SUM_KEYS)
          local mult = s.schedule(r.step)
          if not finite(mult) or mult < 0 then
             error(format("hrm.train: the schedule returned %s at step %d (expected a number >= 0)", tostring(mult), r.step), 0)
@@ -194,7 +211,7 @@ local function run(o)
          opt:step(lr, r.base_pe * mult)
          if ema then ema:update() end
          r.train_cpu = r.train_cpu + (cpu_clock() - cpu0)
-         spent = r.train_cpu >= budget
+         spent = d:agree(r.train_cpu >= budget) -- rank 0's clock decides for every rank
          local final = r.step == s.total or spent
          add(window, sums, 1)
          if reporter then -- the averages since the last log line (rows that halted in them)
@@ -216,16 +233,16 @@ local function run(o)
          local evaluated, improved = #r.eval_names > 0 and ((s.eval_every and r.step % s.eval_every == 0) or final), false
          if evaluated then improved = run_eval(lr) end
          if cur then cur.after({ train = means(sums, gb), eval = last_eval, evaluated = evaluated }) end
-         if rd and (evaluated or (final and #r.eval_names == 0)) then
+         if s.run_dir and (evaluated or (final and #r.eval_names == 0)) then
             save()
-            if improved then
+            if improved and rd then
                local path, cerr = rd:keep_best()
                if path then best.path = path else say("hrm.train: warning: best.hrm was not written: " .. tostring(cerr)) end
             end
          end
-         if C.hrm_interrupt_take() ~= 0 then
+         if d:any(C.hrm_interrupt_take() ~= 0) then -- a Ctrl-C on any rank stops every rank
             interrupted = true
-            if rd and not (rd.last and rd.last.step == r.step) then save() end
+            if saved_at ~= r.step then save() end
             return
          end
       end
@@ -263,6 +280,20 @@ local function run(o)
       lr = r.base_lr, puzzle_emb_lr = r.base_pe, global_batch = gb,
       data = r.source, iterator = r.it, carries = carries, ema = ema,
    }
+end
+
+-- Several processes: a failure only this rank saw ends the whole job at once (the others may be
+-- waiting in a collective); a refused launch, which every rank saw, is raised on every rank.
+local function run(o)
+   local _, size = require("hrm.dist").init()
+   if size == 1 then return (run_rank(o)) end
+   local ok, res = pcall(run_rank, o)
+   if ok then return res end
+   if tdist.is_shared(res) then error(res.hrm_train, 0) end
+   local msg = type(res) == "table" and (res.hrm_train or tostring(res)) or tostring(res)
+   io.stderr:write(format("hrm.train (rank %d of %d): %s\n", require("hrm.dist").rank(), size, msg))
+   require("hrm.dist").abort(1)
+   error(msg, 0)
 end
 
 M.run = run

@@ -2,7 +2,8 @@
 --
 -- restore(state, {model, optim, carries}) copies a checkpoint.load state (model tensors and RNG,
 -- optimizer moments, every carry) into the run's own objects, which were built from its options;
--- a checkpoint of another model shape or another number of carries is refused in one line.
+-- a checkpoint of another model shape or another number of carries is refused in one line;
+-- run.rows_of(t), when given, picks the rows of a saved (global) carry tensor this process holds.
 -- load(path, r, {carries, ema, best}) reads the checkpoint, restores the objects and the loop's
 -- counters (r.step, r.base_lr, r.base_pe, best, EMA weights) and returns the state with its
 -- log window, elapsed time, training CPU time and curriculum state; sampler(state, it) then sets the train
@@ -25,13 +26,14 @@ local function copy_model(dst, src)
    dst:set_rng_state(src:rng_state())
 end
 
--- Every named tensor of dst from src (an object with :tensor(name) or a plain table).
-local function copy_tensors(dst, src, names)
+-- Every named tensor of dst from src (an object with :tensor(name) or a plain table), through
+-- pick(tensor) -> the part dst holds, when given.
+local function copy_tensors(dst, src, names, pick)
    if src == nil or src == dst then return end
    for _, name in ipairs(names) do
       local s
       if type(src.tensor) == "function" then s = src:tensor(name) else s = src[name] end
-      if s ~= nil then dst:tensor(name):copy(s) end
+      if s ~= nil then dst:tensor(name):copy(pick and pick(s) or s) end
    end
 end
 
@@ -46,7 +48,7 @@ function M.restore(st, run)
          error(format("hrm.train: the checkpoint has %d carries, this run accumulates %d micro-batches", #cs, k), 0)
       end
       -- the model's states (z_H, z_L for HRM and TRM; z_H alone for the baseline) and per-row fields
-      for i = 1, k do copy_tensors(run.carries[i], cs[i], run.carries[i]:tensor_names()) end
+      for i = 1, k do copy_tensors(run.carries[i], cs[i], run.carries[i]:tensor_names(), run.rows_of) end
    end
 end
 
@@ -61,7 +63,7 @@ end
 function M.load(path, r, o)
    local st, lerr = require("hrm.checkpoint").load(path)
    if not st then error("hrm.train: cannot resume from " .. path .. ": " .. tostring(lerr), 0) end
-   M.restore(st, { model = r.model, optim = r.optim, carries = o.carries })
+   M.restore(st, { model = r.model, optim = r.optim, carries = o.carries, rows_of = o.rows_of })
    r.step = st.step or 0
    local extra = st.extra or {}
    local tr = extra.train or {}
