@@ -59,7 +59,7 @@ static int finish(void) { return hrm_cuda_sync(); }
 
 int hrm_nccl_all_reduce(void *data, int64_t count, int32_t dtype, int32_t op, int32_t rank,
                         int32_t size, hrm_nccl_share_fn share) {
-   ncclDataType_t type;
+   ncclDataType_t type = ncclFloat32; /* set by nccl_type */
    HRM_TRY(nccl_type(dtype, &type));
    HRM_TRY(communicator(rank, size, share));
    if (count == 0) return HRM_OK;
@@ -71,7 +71,7 @@ int hrm_nccl_all_reduce(void *data, int64_t count, int32_t dtype, int32_t op, in
 
 int hrm_nccl_broadcast(void *data, int64_t count, int32_t dtype, int32_t root, int32_t rank,
                        int32_t size, hrm_nccl_share_fn share) {
-   ncclDataType_t type;
+   ncclDataType_t type = ncclFloat32; /* set by nccl_type */
    HRM_TRY(nccl_type(dtype, &type));
    HRM_TRY(communicator(rank, size, share));
    if (count == 0) return HRM_OK;
@@ -82,7 +82,7 @@ int hrm_nccl_broadcast(void *data, int64_t count, int32_t dtype, int32_t root, i
 
 int hrm_nccl_all_gather(void *out, const void *in, int64_t count, int32_t dtype, int32_t rank,
                         int32_t size, hrm_nccl_share_fn share) {
-   ncclDataType_t type;
+   ncclDataType_t type = ncclFloat32; /* set by nccl_type */
    HRM_TRY(nccl_type(dtype, &type));
    HRM_TRY(communicator(rank, size, share));
    if (count == 0) return HRM_OK;
