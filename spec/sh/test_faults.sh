@@ -98,7 +98,9 @@ for trial in $(seq 1 $trials); do
    got=$(step_of "$f")
    # the previous checkpoint (the last save that returned, or the one before this trial) or the new one
    before=${last:-$prev}
-   if [ -n "$got" ] && { [ "$got" = "$before" ] || [ "$got" = $(( ${before/none/0} + 1 )) ]; }; then ok; else
+   # (a process killed before its first save ever finished leaves no file at all: also correct)
+   if [ -n "$got" ] && { [ "$got" = "$before" ] || [ "$got" = $(( ${before/none/0} + 1 )) ]; }; then ok
+   elif [ "$before" = none ] && [ ! -e "$f" ]; then ok; else
       bad "kill -9 trial $trial: on disk '$got' ($("$HRM" "$RUN" check "$f")), last save returned '$before'"
    fi
    prev=${got:-$prev}
