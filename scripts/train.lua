@@ -231,7 +231,8 @@ end
 -- ---- resume ----------------------------------------------------------------------------------------------
 
 -- --resume PATH without a data option: the command line the run was started with (config.json's
--- meta.args), then this one, whose options win.
+-- meta.args) less its --run (the run continues where it is resumed from, even as a copied folder),
+-- then this one, whose options win.
 local function resumed_args(path, argv)
    if not exists(path) then die("--resume: no such file or run directory: " .. path) end
    local dir = is_dir(path) and path or (path:match("^(.*)/[^/]*$") or ".")
@@ -240,7 +241,12 @@ local function resumed_args(path, argv)
    local saved = type(cfg.meta) == "table" and cfg.meta.args
    if type(saved) ~= "table" then die("--resume: " .. dir .. "/config.json holds no command line; give the data options again") end
    local args = {}
-   for _, s in ipairs(saved) do args[#args + 1] = s end
+   local i = 1
+   while i <= #saved do
+      if saved[i] == "--run" then i = i + 1 -- and its value
+      elseif not tostring(saved[i]):match("^%-%-run=") then args[#args + 1] = saved[i] end
+      i = i + 1
+   end
    for _, s in ipairs(argv) do args[#args + 1] = s end
    return args
 end

@@ -111,6 +111,12 @@ out=$($T --resume "$run" --steps 8 --plain 2>&1); rc=$?
 expect_out "resume alone status" "0" "$rc"
 expect_has "resume alone continues" "done: step 8" "$out"
 expect_has "resume alone keeps the task" "task sudoku4" "$out"
+# a copied run folder resumes into the copy: the original is left as it was
+cp -r "$run" "$tmp/copy" && before=$(cksum < "$run/metrics.jsonl")
+out=$($T --resume "$tmp/copy" --steps 9 --plain 2>&1); rc=$?
+expect_out "resume a copy status" "0" "$rc"
+expect_has "resume a copy writes the copy" "run directory $tmp/copy" "$out"
+expect_out "resume a copy leaves the original" "$before" "$(cksum < "$run/metrics.jsonl")"
 cp -r "$run" "$tmp/cut" && head -c 3000 "$run/last.hrm" > "$tmp/cut/last.hrm"
 user_error "resume truncated" "the file is truncated or corrupt" $T --resume "$tmp/cut" --steps 10
 
