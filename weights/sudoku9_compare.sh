@@ -3,7 +3,7 @@
 # CPU time: the runs behind the table and the charts of weights/README.md.
 #
 #   bash weights/sudoku9_compare.sh train MODEL SEED MINUTES OUT   # MODEL: hrm | trm | trm_mlp
-#   bash weights/sudoku9_compare.sh eval RUN_DIR [MODEL]           # RUN_DIR/bands.jsonl, every held-out set
+#   bash weights/sudoku9_compare.sh eval RUN_DIR [MODEL]           # RUN_DIR/bands.jsonl (default MODEL: RUN_DIR/last.hrm)
 #
 # Sizes: hidden 96, 3 heads, expansion 4, 8 ACT segments, learned positions (none for TRM-MLP),
 # softmax loss, no puzzle embedding; about 230k parameters each. Each model does the work of 24
@@ -39,7 +39,7 @@ train)
    ;;
 eval)
    # One JSON line per held-out set in RUN_DIR/bands.jsonl (every row runs the 8 segments).
-   run=$2 model=${3:-$2/best.hrm}
+   run=$2 model=${3:-$2/last.hrm}   # the model at the end of the budget
    {
       for band in 8-12 13-16 17-20 21-25 26-30 31-40 41-55; do
          printf '{"set":"generated %s","result":' "$band"
