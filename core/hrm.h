@@ -154,6 +154,9 @@ void hrm_tensor_set(hrm_tensor *t, int64_t flat_index, double v); /* rounds to t
 int hrm_tensor_fill(hrm_tensor *t, double v);
 /* dst = src converted to dst's dtype (bf16 rounds to nearest even); numel must agree. */
 int hrm_tensor_copy(hrm_tensor *dst, const hrm_tensor *src);
+/* t (f32, CPU) = t rounded to bf16 precision in place (nearest even): the values a bf16 tensor
+ * would hold, kept in fp32 storage (a bf16 model's carry). */
+int hrm_tensor_round_bf16(hrm_tensor *t);
 /* out = a op b elementwise (same numel; b may have numel 1 to broadcast a scalar tensor). */
 int hrm_tensor_binary(hrm_tensor *out, const hrm_tensor *a, const hrm_tensor *b, int32_t op);
 int hrm_tensor_scalar(hrm_tensor *out, const hrm_tensor *a, double s, int32_t op); /* out = a op s */
@@ -256,6 +259,12 @@ int32_t hrm_params_sparse_pending(const hrm_params *p); /* sparse gradient rows 
  * gradient rows (one per row of each backward since the last step; ids may repeat). */
 int hrm_params_sparse_rows(hrm_tensor **ids, hrm_tensor **grads, const hrm_params *p);
 hrm_rng *hrm_params_rng(hrm_params *p);  /* init and exploration RNG (state saved by callers) */
+/* The precision of a store's forward for the calls that follow (a model's forward_dtype):
+ * HRM_DTYPE_BF16 sets bf16 GEMMs and casts the store's parameter block to bf16 once, so that the
+ * GEMMs read their weights from that cast instead of rounding them on every call (the parameters
+ * must not change until the next call: one model step); HRM_DTYPE_F32 drops the cast and sets
+ * fp32 GEMMs. CPU stores only (HRM_ERR_ARG otherwise, or where bf16 GEMMs are unavailable). */
+int hrm_params_set_precision(hrm_params *p, int32_t dtype);
 
 /* Load every tensor of the store from a safetensors file (F32/BF16/F64/I32, reference names,
  * optional "_orig_mod." prefix, unknown non-persistent buffers ignored). Missing/mis-shaped:

@@ -10,6 +10,7 @@
 
 #include "cpu/gemm.h"
 #include "error.h"
+#include "nn.h"
 
 const char *hrm_version(void) { return HRM_VERSION_STRING; }
 
@@ -51,6 +52,25 @@ int hrm_set_gemm_dtype(int32_t dtype) {
 }
 
 int32_t hrm_get_gemm_dtype(void) { return hrm_cpu_gemm_dtype(); }
+
+int hrm_params_set_precision(hrm_params *p, int32_t dtype) {
+   HRM_CHECK(p, HRM_ERR_ARG, "set_precision: store is NULL");
+   HRM_CHECK(dtype == HRM_DTYPE_F32 || dtype == HRM_DTYPE_BF16, HRM_ERR_ARG,
+             "set_precision: dtype must be f32 or bf16, got %s",
+             hrm_dtype_name(dtype) ? hrm_dtype_name(dtype) : "unknown-dtype");
+   hrm_cpu_gemm_weights_bf16(NULL, 0);
+   if (dtype == HRM_DTYPE_F32) return hrm_set_gemm_dtype(HRM_DTYPE_F32);
+   HRM_CHECK(p->device == HRM_DEVICE_CPU, HRM_ERR_ARG,
+             "forward_dtype bfloat16 runs on the CPU only; this model is on CUDA\n"
+             "---> HINT: forward_dtype = \"float32\" on CUDA");
+   HRM_CHECK(p->built, HRM_ERR_STATE, "set_precision: the store is not built yet");
+   const int rc = hrm_set_gemm_dtype(HRM_DTYPE_BF16);
+   if (rc != HRM_OK) return rc;
+   HRM_CHECK(hrm_cpu_gemm_weights_bf16(p->params->data, p->num_params) == 0, HRM_ERR_MEMORY,
+             "set_precision: out of memory for the bf16 cast of %lld parameters",
+             (long long)p->num_params);
+   return HRM_OK;
+}
 
 double hrm_wall_time(void) { return omp_get_wtime(); }
 

@@ -231,6 +231,17 @@ int hrm_tensor_copy(hrm_tensor *dst, const hrm_tensor *src) {
    return HRM_OK;
 }
 
+int hrm_tensor_round_bf16(hrm_tensor *t) {
+   HRM_CHECK(t, HRM_ERR_ARG, "round_bf16: tensor is NULL");
+   HRM_CHECK(t->dtype == HRM_DTYPE_F32 && t->device == HRM_DEVICE_CPU, HRM_ERR_ARG,
+             "round_bf16: expected an f32 CPU tensor, got %s on %s", hrm_dtype_name(t->dtype),
+             t->device == HRM_DEVICE_CPU ? "the CPU" : "CUDA");
+   float *x = t->data;
+#pragma omp parallel for schedule(static) if (t->numel > 65536)
+   for (int64_t i = 0; i < t->numel; i++) x[i] = hrm_bf16_to_f32(hrm_f32_to_bf16(x[i]));
+   return HRM_OK;
+}
+
 /* ---- elementwise and reductions ---------------------------------------------------------------------- */
 
 static double apply(double a, double b, int32_t op) {

@@ -4,7 +4,7 @@
 --
 --   hrm scripts/bench.lua [--arch hrm|trm|trm_mlp|transformer|all] [--config hrm_v1|small|both]
 --                         [--steps N] [--threads N] [--bf16] [--compare-torch] [--torch-threads 1,2]
---                         [--no-infer]
+--                         [--torch-modes eager,compiled] [--python L] [--no-infer]
 --   hrm scripts/bench.lua --dist [--config hrm_v1|small] [--steps N] [--gpu-step-ms X]
 --
 -- FLOPs are counted the same way for every architecture: per training step, the segment's block
@@ -19,12 +19,18 @@
 -- The machine's vector FMA peak (hrm_fma_peak_gflops, all threads) is measured in the same run:
 -- no fp32 GEMM passes it, so "% of FMA peak" says how close a step is to the hardware itself.
 --
+-- --bf16 runs the model with forward_dtype = "bfloat16" (bf16 GEMM operands, weights cast once
+-- per step, bf16 carry) and also reports the machine's bf16 dot-product peak.
+--
 -- --compare-torch runs scripts/ref/bench_torch.py (the PyTorch twin's same training step, same
--- config, batch and FLOP count) with each --python interpreter at each of --torch-threads and
--- reports the fastest of all, its BLAS configuration and the ratio, and the ratio hrm would
--- reach at 100% of the FMA peak (the ceiling of any fp32 implementation on this machine); a
--- PyTorch below a quarter of the GEMM rate measured here is flagged as a likely handicapped
--- baseline. With --bf16 PyTorch runs under CPU autocast to bf16, so both sides multiply in bf16.
+-- config, batch and FLOP count) as the reference's users run it: torch.compile (and eager, for
+-- the best of both: --torch-modes), each --python interpreter at each of --torch-threads, and
+-- with --bf16 the twin's forward_dtype bfloat16 (the reference's default) with attention through
+-- F.scaled_dot_product_attention. It reports the fastest of all, its BLAS configuration, which
+-- oneDNN kernel ran its bf16 linear layers (AMX or not), the ratio, the same for inference
+-- (puzzles/s, 16 segments each), and for fp32 the ratio hrm would reach at 100% of the FMA peak
+-- (the ceiling of any fp32 implementation on this machine); a PyTorch below a quarter of the
+-- GEMM rate measured here is flagged as a likely handicapped baseline.
 --
 -- --dist: data-parallel training throughput, 2 ranks x 1 thread (mpirun) against 1 rank x 2
 -- threads on the same global batch, the time of the gradient exchange per step and its share, and
@@ -46,6 +52,7 @@ local a = require("hrm.cli").parse("bench.lua", { ... }, {
       { "--no-infer", "flag", "skip the inference figures" },
       { "--compare-torch", "flag", "also time the PyTorch twin (scripts/ref/bench_torch.py)" },
       { "--torch-threads L", "str", "PyTorch thread counts to try, comma-separated (default 1,2)" },
+      { "--torch-modes L", "str", "PyTorch modes to try: eager, compiled (default both)" },
       { "--dist", "flag", "data-parallel throughput: 2 ranks x 1 thread against 1 rank x 2 threads" },
       { "--dist-worker", "flag", "(internal) one side of --dist" },
       { "--gpu-step-ms X", "num", "with --dist: a GPU training step's time for the modelled efficiency" },
@@ -57,12 +64,9 @@ local a = require("hrm.cli").parse("bench.lua", { ... }, {
 })
 local opts = { config = a.config or "both", arch = a.arch or "hrm", steps = a.steps, batch = a.batch, bf16 = a.bf16,
                no_infer = a["no-infer"], torch = a["compare-torch"], torch_threads = a["torch-threads"] or "1,2",
+               torch_modes = a["torch-modes"] or "eager,compiled",
                python = a.python or "python3,/usr/bin/python3" }
 if a.threads then hrm.set_threads(a.threads) end
-if opts.bf16 and hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_BF16) ~= 0 then
-   io.stderr:write("bench: " .. require("hrm.errors").last() .. "\n")
-   os.exit(1)
-end
 
 -- The config of an architecture at a size: hrm_v1 = the arch's reference config, or small.
 local function config_of(arch, size)
@@ -70,10 +74,12 @@ local function config_of(arch, size)
    if not fields then io.stderr:write("bench: unknown arch " .. arch .. "\n") os.exit(1) end
    local over = { vocab_size = 11, seq_len = 81 }
    for k, v in pairs(fields) do over[k] = v end
+   if opts.bf16 then over.forward_dtype = "bfloat16" end
    if size == "small" then return hrm.config.small(over) end
    return hrm.config.hrm_v1(over)
 end
 local SIZES = { hrm_v1 = { batch = 32, steps = 3 }, small = { batch = 64, steps = 10 } }
+local has_amx = false  -- set from /proc/cpuinfo below
 if a.dist or a["dist-worker"] then -- scripts/bench_dist.lua
    dofile((arg[0]:match("^(.*)/") or ".") .. "/bench_dist.lua")(a, config_of, SIZES)
    os.exit(0)
@@ -135,7 +141,7 @@ end
 -- The PyTorch twin on the same config under one interpreter: the RESULT fields plus its BLAS
 -- line and per-thread lines, or nil, reason. It is another program (Python), so it runs through
 -- io.popen: no library call starts a process and reads its output.
-local function torch_bench(python, name, B, steps)
+local function torch_bench(python, name, B, steps, infer)
    local probe = io.popen(python .. " -c 'import torch; print(\"torch-ok\")' 2>&1")
    local got = probe:read("*a")
    probe:close()
@@ -145,8 +151,9 @@ local function torch_bench(python, name, B, steps)
    end
    local here = (debug.getinfo(1, "S").source:match("^@(.*)[/\\]") or ".")
    local script = here .. "/ref/bench_torch.py"
-   local cmd = string.format("%s %s --config %s --batch %d --steps %d --threads %s%s 2>&1", python, script,
-                             name, B, steps, opts.torch_threads, opts.bf16 and " --bf16" or "")
+   local cmd = string.format("%s %s --config %s --batch %d --steps %d --threads %s --modes %s%s%s 2>&1", python,
+                             script, name, B, steps, opts.torch_threads, opts.torch_modes,
+                             opts.bf16 and " --bf16" or "", infer and " --infer" or "")
    local p = io.popen(cmd)
    local out = p:read("*a")
    p:close()
@@ -171,9 +178,11 @@ local function bench(name, spec)
    -- two per shape: on a shared machine this keeps "% of GEMM" conservative)
    local rates = {}
    local function time_gemms()
+      if opts.bf16 then hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_BF16) end
       for k, g in ipairs(gemms) do
          rates[k] = math.max(rates[k] or 0, hrm.C.hrm_gemm_gflops(g[1], g[2], g[3], g[4], g[5], 5))
       end
+      hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_F32)
    end
    local gemm_flops = 0
    for _, g in ipairs(gemms) do gemm_flops = gemm_flops + 2 * g[1] * g[2] * g[3] * g[6] end
@@ -210,6 +219,7 @@ local function bench(name, spec)
    print(string.format("machine FMA peak  %8.1f GFLOP/s fp32 (%d threads)      ->  step at %.0f%% of it, GEMMs at %.0f%%",
                        fma_peak, hrm.get_threads(), 100 * (total_flops / dt / 1e9) / fma_peak, 100 * peak / fma_peak))
 
+   local infer_ps
    if not opts.no_infer then
       -- inference: 16 eval segments ("max" policy) and the "q" policy
       local eval_carry = model:carry(B)
@@ -220,29 +230,48 @@ local function bench(name, spec)
       local t2 = hrm.C.hrm_wall_time()
       local r = model:solve({ inputs = batch.inputs }, { halt = "q" })
       local dt_q = hrm.C.hrm_wall_time() - t2
+      infer_ps = B / dt_eval
       print(string.format("inference         %8.1f puzzles/s (%d segments, halt=max)   %.1f puzzles/s (halt=q, mean %.1f steps)",
-                          B / dt_eval, segs, B / dt_q, r.steps:to("f64"):mean()))
+                          infer_ps, segs, B / dt_q, r.steps:to("f64"):mean()))
+   end
+   if opts.bf16 then
+      print("bf16 GEMMs        " .. hrm.blas() .. (has_amx and "" or "; this CPU has no AMX"))
    end
 
    if opts.torch and cfg.arch ~= "hrm" then
       print("PyTorch           skipped: scripts/ref/bench_torch.py times the HRM twin only")
    elseif opts.torch then
-      local best
+      local best, best_infer
       for python in opts.python:gmatch("[^,]+") do
          local r, err = torch_bench(python, name, B, steps)
          if not r then
             print("PyTorch           skipped: " .. err)
          else
-            print(string.format("PyTorch %-9s %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%s, %s, best of threads %s: %d)",
-                                r.torch, r.step_s, r.samples_s, r.gflops, r.dtype, python, opts.torch_threads, r.threads))
+            print(string.format("PyTorch %-9s %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%s, %s, %s, best of threads %s: %d)",
+                                r.torch, r.step_s, r.samples_s, r.gflops, r.dtype, r.mode, python, opts.torch_threads,
+                                r.threads))
             for _, l in ipairs(r.per_thread) do print("                  " .. l) end
             print("  BLAS            " .. r.blas)
+            if opts.bf16 then print("  bf16 linear     oneDNN " .. r.isa .. " (AMX used: " .. r.amx .. ")") end
             if not best or r.step_s < best.step_s then best = r end
+            if infer_ps then
+               local ri, erri = torch_bench(python, name, B, 2, true)
+               if ri then
+                  local ps = B / ri.step_s / 16
+                  print(string.format("  inference       %8.1f puzzles/s (16 segments, %s, %d threads)", ps, ri.mode, ri.threads))
+                  if not best_infer or ps > best_infer.ps then best_infer = { ps = ps } end
+               else
+                  print("  inference       skipped: " .. erri)
+               end
+            end
          end
       end
       if best then
-         print(string.format("hrm / PyTorch     %.2fx faster per training step (PyTorch %s at its best)",
-                             best.step_s / dt, best.torch))
+         print(string.format("hrm / PyTorch     %.2fx faster per training step (PyTorch %s %s at its best)",
+                             best.step_s / dt, best.torch, best.mode))
+         if best_infer then
+            print(string.format("                  %.2fx faster in inference (puzzles/s)", infer_ps / best_infer.ps))
+         end
          if not opts.bf16 then
             local ideal_s = total_flops / (fma_peak * 1e9) -- the step at 100% of the FMA peak
             print(string.format("ceiling           %.2fx: hrm at 100%% of the FMA peak (%.3f s/step)",
@@ -258,6 +287,17 @@ local function bench(name, spec)
 end
 
 print(string.format("hrm %s, %s, %d threads", hrm.version(), hrm.blas(), hrm.get_threads()))
+do -- the CPU's flags that decide the bf16 kernels
+   local f = io.open("/proc/cpuinfo")
+   local info = f and f:read("*a") or ""
+   if f then f:close() end
+   local flags = {}
+   for _, k in ipairs({ "avx512f", "avx512_bf16", "amx_tile", "amx_bf16" }) do
+      flags[#flags + 1] = k .. (info:find("%f[%w_]" .. k .. "%f[^%w_]") and "+" or "-")
+   end
+   has_amx = info:find("amx_bf16", 1, true) ~= nil
+   print("CPU flags: " .. table.concat(flags, " "))
+end
 local names = opts.config == "both" and { "hrm_v1", "small" } or { opts.config }
 local arches = opts.arch == "all" and { "hrm", "trm", "trm_mlp", "transformer" } or { opts.arch }
 for _, arch in ipairs(arches) do

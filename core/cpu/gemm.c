@@ -7,7 +7,9 @@
  * The linear layers' GEMMs go through hrm_cpu_gemm_linear: sgemm by default, or, with the bf16
  * option (oneDNN builds), both operands rounded to bf16 (nearest even) into scratch buffers and
  * multiplied by a oneDNN matmul primitive with fp32 accumulation and fp32 output, as the
- * reference's bf16 forward does. Primitives are created once per shape and kept.
+ * reference's bf16 forward does. Primitives are created once per shape and kept. A model step in
+ * bf16 casts its whole parameter block once (hrm_cpu_gemm_weights_bf16); an operand inside that
+ * block is then read from the cast copy instead of being rounded again on every call.
  *
  * Signals are held during every library call (see hold_signals): oneDNN 2.x's generated f32
  * GEMM kernels run with the stack pointer inside a heap workspace, so a signal frame pushed
@@ -129,11 +131,16 @@ void hrm_cpu_dgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, do
 #endif
 }
 
+#if defined(HRM_GEMM_DNNL)
+static char mm_impl[64];  // oneDNN's name for the last bf16 matmul it made (brg:avx512_core_bf16...)
+#endif
+
 const char *hrm_cpu_gemm_name(void) {
-   static char name[96];
+   static char name[160];
 #if defined(HRM_GEMM_DNNL)
    const dnnl_version_t *v = dnnl_version();
-   snprintf(name, sizeof name, "oneDNN %d.%d.%d (OpenMP)", v->major, v->minor, v->patch);
+   snprintf(name, sizeof name, "oneDNN %d.%d.%d (OpenMP)%s%s", v->major, v->minor, v->patch,
+            mm_impl[0] ? ", bf16 matmul " : "", mm_impl);
 #else
    snprintf(name, sizeof name, "OpenBLAS %s", openblas_get_config());
 #endif
@@ -191,6 +198,11 @@ static mm_prim mm_cache[MM_CACHE];
 static int mm_count;
 static uint16_t *mm_buf[2];  // bf16 copies of A and B
 static size_t mm_cap[2];
+/* the parameter block of the model step in progress and its bf16 cast (w_count 0: none) */
+static const float *w_base;
+static int64_t w_count;
+static uint16_t *w_bf16;  // (w_cap)
+static size_t w_cap;
 
 /* bf16 bits of x, rounded to nearest even (NaN stays NaN). */
 static inline uint16_t bf16_round(float x) {
@@ -219,6 +231,14 @@ static int mm_reserve(int which, size_t n) {
    mm_buf[which] = p;
    mm_cap[which] = n;
    return 1;
+}
+
+/* An operand's bf16 copy inside the cast parameter block: X (rows, cols) with leading dimension
+ * ld, or NULL when X is not (all) in the block or not dense. */
+static const uint16_t *cast_weights(const float *X, int64_t rows, int64_t cols, int64_t ld) {
+   if (w_count == 0 || ld != cols || X < w_base || X >= w_base + w_count) return NULL;
+   if (rows * cols > w_count - (X - w_base)) return NULL;
+   return w_bf16 + (X - w_base);
 }
 
 /* The matmul primitive for this call's shape, created on first use (NULL if oneDNN refuses). */
@@ -261,6 +281,10 @@ static mm_prim *mm_get(int ta, int tb, int64_t M, int64_t N, int64_t K, float al
    }
    ok = ok && dnnl_primitive_desc_create(&pd, &md, attr, mm_engine, NULL) == dnnl_success &&
         dnnl_primitive_create(&e->prim, pd) == dnnl_success;
+   const char *impl = NULL;
+   if (ok && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+       impl)
+      snprintf(mm_impl, sizeof mm_impl, "%s", impl);
    if (pd) dnnl_primitive_desc_destroy(pd);
    if (po) dnnl_post_ops_destroy(po);
    if (attr) dnnl_primitive_attr_destroy(attr);
@@ -278,12 +302,16 @@ static int gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alph
    pthread_mutex_lock(&mm_lock);
    mm_prim *e = mm_get(ta, tb, M, N, K, alpha, beta, ldc);
    int done = 0;
-   if (e && mm_reserve(0, (size_t)(M * K)) && mm_reserve(1, (size_t)(K * N))) {
-      to_bf16(mm_buf[0], A, ta ? K : M, ta ? M : K, lda);
-      to_bf16(mm_buf[1], B, tb ? N : K, tb ? K : N, ldb);
+   const int64_t ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+   const uint16_t *a16 = cast_weights(A, ar, ac, lda), *b16 = cast_weights(B, br, bc, ldb);
+   if (e && (a16 || mm_reserve(0, (size_t)(M * K))) && (b16 || mm_reserve(1, (size_t)(K * N)))) {
+      if (!a16) to_bf16(mm_buf[0], A, ar, ac, lda);
+      if (!b16) to_bf16(mm_buf[1], B, br, bc, ldb);
       dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
-      if (dnnl_memory_create(&ma, &e->a, mm_engine, mm_buf[0]) == dnnl_success &&
-          dnnl_memory_create(&mb, &e->b, mm_engine, mm_buf[1]) == dnnl_success &&
+      if (dnnl_memory_create(&ma, &e->a, mm_engine, a16 ? (void *)a16 : mm_buf[0]) ==
+             dnnl_success &&
+          dnnl_memory_create(&mb, &e->b, mm_engine, b16 ? (void *)b16 : mm_buf[1]) ==
+             dnnl_success &&
           dnnl_memory_create(&mc, &e->c, mm_engine, C) == dnnl_success) {
          const dnnl_exec_arg_t args[3] = {
             {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
@@ -320,6 +348,37 @@ int hrm_cpu_gemm_set_dtype(int dtype) {
 }
 
 int hrm_cpu_gemm_dtype(void) { return gemm_dtype; }
+
+int hrm_cpu_gemm_weights_bf16(const float *base, int64_t n) {
+#if defined(HRM_GEMM_DNNL)
+   pthread_mutex_lock(&mm_lock);
+   int ok = 1;
+   w_count = 0;
+   if (base && n > 0) {
+      if (w_cap < (size_t)n) {
+         uint16_t *p = hrm_buf_alloc((size_t)n * sizeof(uint16_t));
+         if (p) {
+            hrm_buf_free(w_bf16);
+            w_bf16 = p;
+            w_cap = (size_t)n;
+         }
+         ok = p != NULL;
+      }
+      if (ok) {
+#pragma omp parallel for schedule(static)
+         for (int64_t i = 0; i < n; i++) w_bf16[i] = bf16_round(base[i]);
+         w_base = base;
+         w_count = n;
+      }
+   }
+   pthread_mutex_unlock(&mm_lock);
+   return ok ? 0 : -1;
+#else
+   (void)base;
+   (void)n;
+   return 0; /* no bf16 GEMMs: nothing to cast */
+#endif
+}
 
 void hrm_cpu_gemm_linear(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,

@@ -23,6 +23,10 @@ void hrm_cpu_gemm_linear(int trans_a, int trans_b, int64_t M, int64_t N, int64_t
 /* 0 on success, -1 when this build or CPU has no such GEMM (HRM_DTYPE_F32 always works). */
 int hrm_cpu_gemm_set_dtype(int dtype);
 int hrm_cpu_gemm_dtype(void);
+/* A model step's parameter block base (n floats), cast to bf16 once here; until the next call,
+ * bf16 GEMM operands that lie in it are read from the cast (the block must not change meanwhile).
+ * base NULL drops the cast. 0, or -1 when out of memory (then no cast is used). */
+int hrm_cpu_gemm_weights_bf16(const float *base, int64_t n);
 const char *hrm_cpu_gemm_name(void);   /* "oneDNN 2.6.3" / "OpenBLAS 0.3.21 ..." */
 void hrm_cpu_gemm_set_threads(int n);
 /* on = 1 before an OpenMP loop whose iterations call hrm_cpu_sgemm, 0 after it: the library then

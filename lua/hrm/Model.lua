@@ -83,6 +83,10 @@ local function new(cfg, opts)
    local cfg_out = config.from_c(c)
    cfg_out.arch, cfg_out.arch_hash = full.arch, hash
    for _, k in ipairs(config.LUA_FIELDS) do cfg_out[k] = full[k] end
+   if cfg_out.forward_dtype == "bfloat16" and device ~= "cpu" then
+      fail(2, "hrm.Model: forward_dtype \"bfloat16\" runs on the CPU only, not on %s\n" ..
+           "---> HINT: forward_dtype = \"float32\" on CUDA", device)
+   end
    local ok, store = pcall(nn.Store, { seed = seed, device = device })
    if not ok then error(store, 2) end
    local net = arch.build(cfg_out, store)
@@ -295,6 +299,25 @@ local function fill_batch(self, carry, batch, need_labels)
    return b
 end
 
+-- fn(...) with the model's forward in its forward_dtype: for "bfloat16", bf16 GEMMs over weights
+-- cast to bf16 once for the whole call (one step, or one solve of many segments); the previous
+-- GEMM precision comes back afterwards, error or not.
+local function in_precision(self, fn, ...)
+   if self.cfg.forward_dtype ~= "bfloat16" or rawget(self, "_in_bf16") then return fn(...) end
+   local h = handle(self)._h
+   local prev = C.hrm_get_gemm_dtype()
+   if C.hrm_params_set_precision(h, C.HRM_DTYPE_BF16) ~= 0 then
+      fail(3, "hrm.Model: forward_dtype bfloat16: %s", require("hrm.errors").last())
+   end
+   self._in_bf16 = true
+   local ok, out = pcall(fn, ...)
+   self._in_bf16 = nil
+   C.hrm_params_set_precision(h, C.HRM_DTYPE_F32)
+   if prev ~= C.HRM_DTYPE_F32 then C.hrm_set_gemm_dtype(prev) end
+   if not ok then error(out, 0) end
+   return out
+end
+
 -- model:step(carry, batch, {train = bool, global_batch = n, active = u8 tensor, row_offset = n})
 -- -> outputs: {logits, q_halt_logits, q_continue_logits} (the carry's output tensors) and the
 -- reference's batch sums (loss, lm_loss, q_halt_loss, q_continue_loss, accuracy, exact_accuracy,
@@ -322,7 +345,7 @@ function Model:step(carry, batch, opts)
    if ro ~= nil and (type(ro) ~= "number" or ro < 0 or ro % 1 ~= 0) then
       fail(2, "step: option 'row_offset' must be an integer >= 0, got %s", tostring(ro))
    end
-   local out = act.step(self, carry, b, opts)
+   local out = in_precision(self, act.step, self, carry, b, opts)
    batch_keep[1], batch_keep[2], batch_keep[3] = nil, nil, nil
    return out
 end
@@ -367,6 +390,10 @@ end
 -- returns the rows to stop: a table of 1-based row numbers or of booleans, a boolean (every
 -- row), or a u8 tensor of B rows (help "Model:solve" documents it).
 function Model:solve(batch, opts)
+   return in_precision(self, Model._solve, self, batch, opts)
+end
+
+function Model._solve(self, batch, opts)
    handle(self)
    opts = opts or {}
    if type(opts) ~= "table" then fail(2, "solve: bad argument #2 (opts): expected a table, got %s", type(opts)) end

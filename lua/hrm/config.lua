@@ -19,14 +19,18 @@ local DEFAULTS = {
    -- TRM's fields (HRM_SPEC §8.2): prefix positions (0: ceil(puzzle_emb_ndim / hidden_size)),
    -- halting on q_halt > 0 with no target-Q, and the token-mixing MLP in place of attention
    puzzle_emb_len = 0, no_ACT_continue = false, mlp_t = false,
+   -- the precision of the forward (HRM_SPEC §1.12): "float32" (exact), or "bfloat16" as the
+   -- reference runs by default (bf16 GEMM operands from weights cast once per step, bf16 carry)
+   forward_dtype = "float32",
 }
 -- Fields kept only in the Lua table (the C struct does not hold them).
-M.LUA_FIELDS = { "puzzle_emb_len", "no_ACT_continue", "mlp_t" }
+M.LUA_FIELDS = { "puzzle_emb_len", "no_ACT_continue", "mlp_t", "forward_dtype" }
+local FORWARD_DTYPES = { float32 = "float32", bfloat16 = "bfloat16", fp32 = "float32", bf16 = "bfloat16" }
 -- Model-file fields: `arch` names a model of hrm/models/ ("hrm") or a path to a model file;
 -- `arch_hash` is that file's content hash, recorded when a model is built from a path.
 local ARCH_KEYS = { arch = true, arch_hash = true }
 -- Keys of the reference's configs that are accepted and ignored (filled by its trainer).
-local RUNTIME_KEYS = { batch_size = true, forward_dtype = true, causal = true, name = true }
+local RUNTIME_KEYS = { batch_size = true, causal = true, name = true }
 local INTEGER_KEYS = {
    hidden_size = true, num_heads = true, H_layers = true, L_layers = true, H_cycles = true,
    L_cycles = true, halt_max_steps = true, puzzle_emb_ndim = true, num_puzzle_identifiers = true,
@@ -93,6 +97,11 @@ function M.to_c(cfg, level)
          error(string.format("hrm.config: field '%s' must be true or false, got %s", k, tostring(cfg[k])), level)
       end
    end
+   if FORWARD_DTYPES[cfg.forward_dtype] == nil then
+      error("hrm.config: field 'forward_dtype' must be \"float32\" or \"bfloat16\", got " ..
+            tostring(cfg.forward_dtype), level)
+   end
+   cfg.forward_dtype = FORWARD_DTYPES[cfg.forward_dtype]
    local P = cfg.puzzle_emb_len or 0
    if P < 0 or P > 4096 then
       error(string.format("hrm.config: field 'puzzle_emb_len' = %d must be in 0..4096", P), level)

@@ -3,17 +3,23 @@
 One step is what `hrm scripts/bench.lua` times: an ACT segment (no-grad cycles, the 1-step
 gradient calls, heads), the target-Q forward, the losses, the backward and the update
 (AdamATan2 as hrm_ref.AdamATan2, plus sign-SGD on the puzzle rows). fp32 by default; --bf16
-runs the model under CPU autocast (bf16 matmuls, as hrm's bf16 GEMM option). FLOPs are counted
+runs the twin with forward_dtype bfloat16, as the reference runs by default (parameters cast to
+bf16 per call, bf16 activations and carry), with attention through
+F.scaled_dot_product_attention (the reference's FlashAttention is GPU-only). --compile wraps the
+model in torch.compile(dynamic=False) as the reference's trainer does (compile time is excluded:
+the first steps are warm-up); --modes eager,compiled tries both. FLOPs are counted
 with the same formula as bench.lua, so the GFLOP/s of both are comparable. PyTorch's version,
 thread counts and BLAS/oneDNN configuration (build settings and the BLAS library actually
 loaded) are printed so a handicapped baseline is visible. "N threads" means N in PyTorch's
 OpenMP pool and N in a pthread OpenBLAS, which torch.set_num_threads alone does not reach.
 
-    /usr/bin/python3 scripts/ref/bench_torch.py [--config hrm_v1|small] [--batch N]
-                                               [--threads N[,N...]] [--steps N] [--bf16]
+    python3 scripts/ref/bench_torch.py [--config hrm_v1|small] [--batch N] [--threads N[,N...]]
+                                       [--steps N] [--bf16] [--modes eager,compiled] [--infer]
 
-With several thread counts it reports each; the last line is a machine-readable summary of
-the fastest ("RESULT step_s=... threads=... gflops=... dtype=...").
+With several thread counts and modes it reports each; the last line is a machine-readable summary
+of the fastest ("RESULT step_s=... threads=... mode=... gflops=... dtype=... amx=...").
+--infer times inference instead: one no-grad segment (eval mode, 16 = halt_max_steps segments
+per puzzle) and reports puzzles/s.
 """
 
 import argparse
@@ -24,6 +30,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hrm_ref  # noqa: E402
@@ -59,9 +66,8 @@ def make_batch(c, B, gen):
     }
 
 
-def train_step(head, opt, sopt, carry, batch, B, bf16):
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        carry, total, _, _, _ = head(carry, batch)
+def train_step(model, opt, sopt, carry, batch, B):
+    carry, total, _, _, _ = model(carry, batch)
     (total / B).backward()
     opt.step()
     opt.zero_grad()
@@ -71,12 +77,20 @@ def train_step(head, opt, sopt, carry, batch, B, bf16):
     return carry
 
 
-def bench(c, B, threads, steps, bf16):
+def infer_segment(model, carry, batch):
+    with torch.no_grad():
+        carry, _, _, _, _ = model(carry, batch)
+    return carry
+
+
+def bench(c, B, threads, steps, compiled, infer):
+    """Seconds per training step (or per inference segment) after warm-up."""
     torch.set_num_threads(threads)
     set_blas_threads(threads)
     torch.manual_seed(0)
     head = hrm_ref.build(c, B)
-    head.train()
+    head.train(not infer)
+    model = torch.compile(head, dynamic=False) if compiled else head
     opt = hrm_ref.AdamATan2(head.parameters(), lr=1e-4, weight_decay=0.1)
     inner = head.model.inner
     sopt = (hrm_ref.SparseEmbSignSGD(inner.puzzle_emb, lr=1e-2, weight_decay=0.1)
@@ -84,11 +98,40 @@ def bench(c, B, threads, steps, bf16):
     gen = torch.Generator().manual_seed(1)
     batch = make_batch(c, B, gen)
     carry = head.initial_carry(batch)
-    carry = train_step(head, opt, sopt, carry, batch, B, bf16)  # warm-up (allocator, kernels)
+    run = ((lambda cr: infer_segment(model, cr, batch)) if infer else
+           (lambda cr: train_step(model, opt, sopt, cr, batch, B)))
+    for _ in range(3 if compiled else 1):  # warm-up: compilation, allocator, kernels
+        carry = run(carry)
     t0 = time.perf_counter()
     for _ in range(steps):
-        carry = train_step(head, opt, sopt, carry, batch, B, bf16)
+        carry = run(carry)
     return (time.perf_counter() - t0) / steps
+
+
+def onednn_isa_used():
+    """The oneDNN implementation of a bf16 linear layer in this process (e.g. brg:avx512_core_amx),
+    read from oneDNN's verbose output, or "?" when none was reported."""
+    import tempfile
+    x = torch.ones(64, 512, dtype=torch.bfloat16)
+    w = torch.ones(512, 512, dtype=torch.bfloat16)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as f:
+        os.dup2(f.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                F.linear(x, w)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        f.seek(0)
+        for line in f:
+            parts = line.strip().split(",")
+            for kind in ("matmul", "inner_product"):
+                if "exec" in parts and kind in parts[:-1]:
+                    return parts[parts.index(kind) + 1]
+    return "?"
 
 
 def mapped_blas_libs():
@@ -152,41 +195,55 @@ def main():
     ap.add_argument("--config", default="hrm_v1", choices=sorted(CONFIGS))
     ap.add_argument("--batch", type=int)
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts to try")
+    ap.add_argument("--modes", default="compiled", help="eager, compiled or eager,compiled")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--vocab", type=int, default=11)
     ap.add_argument("--seq", type=int, default=81)
+    ap.add_argument("--infer", action="store_true", help="time inference segments, not training")
     ap.add_argument("--verbose", action="store_true",
                     help="also print torch.__config__.show() and parallel_info()")
     ap.add_argument("--bf16", action="store_true",
-                    help="autocast the forward to bfloat16 (CPU autocast: linear layers in bf16)")
+                    help="forward_dtype bfloat16, as the reference's default")
     a = ap.parse_args()
 
     over, B0, steps0 = CONFIGS[a.config]
     c = hrm_ref.HRMConfig(vocab_size=a.vocab, seq_len=a.seq, **over)
     c.puzzle_emb_ndim = c.hidden_size
+    if a.bf16:
+        c.forward_dtype, c.attention = "bfloat16", "sdpa"
     B = a.batch or B0
     steps = a.steps or steps0
     flops = step_flops(c, B)
+    amx = "amx_bf16" in open("/proc/cpuinfo").read()
 
     print("torch %s, default threads %d, interop threads %d" %
           (torch.__version__, torch.get_num_threads(), torch.get_num_interop_threads()))
     print("BLAS: %s" % blas_config())
+    isa = onednn_isa_used() if a.bf16 else "-"
+    if a.bf16:
+        print("bf16 linear layers: oneDNN %s; CPU %s AMX" % (isa, "has" if amx else "has no"))
     if a.verbose:
         print(torch.__config__.show())
         print(torch.__config__.parallel_info())
     best = None
-    for n in [int(x) for x in a.threads.split(",")]:
-        dt = bench(c, B, n, steps, a.bf16)
-        blas_threads = ",".join(map(str, set_blas_threads(n))) or "-"
-        print("== %s%s, batch %d, %d threads (OpenBLAS %s): step %.3f s  %.1f samples/s  "
-              "%.1f GFLOP/s (%.1f GFLOP/step)" % (a.config, " bf16" if a.bf16 else "", B, n,
-                                                  blas_threads, dt, B / dt, flops / dt / 1e9,
-                                                  flops / 1e9))
-        if best is None or dt < best[0]:
-            best = (dt, n)
-    dt, n = best
-    print("RESULT step_s=%.6f threads=%d samples_s=%.3f gflops=%.3f torch=%s dtype=%s" %
-          (dt, n, B / dt, flops / dt / 1e9, torch.__version__, "bf16" if a.bf16 else "f32"))
+    what = "inference segment" if a.infer else "step"
+    for mode in a.modes.split(","):
+        for n in [int(x) for x in a.threads.split(",")]:
+            dt = bench(c, B, n, steps, mode == "compiled", a.infer)
+            blas_threads = ",".join(map(str, set_blas_threads(n))) or "-"
+            rate = ("%.1f puzzles/s (16 segments each)" % (B / dt / 16) if a.infer else
+                    "%.1f samples/s  %.1f GFLOP/s (%.1f GFLOP/step)" % (B / dt, flops / dt / 1e9,
+                                                                      flops / 1e9))
+            print("== %s%s %s, batch %d, %d threads (OpenBLAS %s): %s %.3f s  %s" %
+                  (a.config, " bf16" if a.bf16 else "", mode, B, n, blas_threads, what, dt, rate),
+                  flush=True)
+            if best is None or dt < best[0]:
+                best = (dt, n, mode)
+    dt, n, mode = best
+    print("RESULT step_s=%.6f threads=%d mode=%s samples_s=%.3f gflops=%.3f torch=%s dtype=%s "
+          "isa=%s amx=%s" % (dt, n, mode, B / dt, 0 if a.infer else flops / dt / 1e9,
+                             torch.__version__, "bf16" if a.bf16 else "f32", isa,
+                             "yes" if "amx" in isa else "no"))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
 """hrm_ref.py — a small PyTorch twin of the Hierarchical Reasoning Model, built from docs/HRM_SPEC.md.
 
-It exists only to produce golden fixtures for the C engine (scripts/ref/make_golden.py); it is not
-a trainer, has no data pipeline, no torch.compile, no bf16 and no distributed code.
-Invariants: everything runs in the dtype of the parameters (fp32 for fixtures, fp64 for the
-finite-difference check); state_dict() keys equal the reference's (model.inner.H_level.layers.0...);
+It exists to produce golden fixtures for the C engine (scripts/ref/make_golden.py) and to be the
+PyTorch side of scripts/bench.lua --compare-torch; it is not a trainer and has no data pipeline or
+distributed code.
+Invariants: with forward_dtype None everything runs in the dtype of the parameters (fp32 for
+fixtures, fp64 for the finite-difference check); with forward_dtype "bfloat16" it runs as the
+reference's default does (spec §1.12): fp32 parameters cast to bf16 on every call, bf16 activations
+and carry, rms_norm and RoPE in fp32, the q head cast to fp32, the losses in fp64/fp32, attention
+as FlashAttention computes it (fp32 scores and softmax, bf16 probabilities times V with fp32
+accumulation) or, with attention="sdpa", through F.scaled_dot_product_attention;
+state_dict() keys equal the reference's (model.inner.H_level.layers.0...);
 the maths follows spec §1 (model), §2 (ACT wrapper), §3 (losses, metrics), §4.1-4.2 (optimizers).
 """
 
@@ -38,6 +44,8 @@ class HRMConfig:
     vocab_size: int = 11
     seq_len: int = 81
     loss: str = "stablemax"           # "stablemax" | "softmax"
+    forward_dtype: str = None         # None: the parameters' dtype; "bfloat16": the reference's
+    attention: str = "math"           # "math" (explicit, FlashAttention's rounding) | "sdpa"
 
     def to_dict(self):
         return asdict(self)
@@ -92,19 +100,22 @@ class CastedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        return F.linear(x, self.weight.to(x.dtype), b)
 
 
 class CastedEmbedding(nn.Module):
     """Row gather from a [num, D] table (§1.3)."""
 
-    def __init__(self, num_embeddings, embedding_dim, init_std):
+    def __init__(self, num_embeddings, embedding_dim, init_std, cast_to=None):
         super().__init__()
+        self.cast_to = cast_to
         self.embedding_weight = nn.Parameter(
             trunc_normal_init_(torch.empty(num_embeddings, embedding_dim), std=init_std))
 
     def forward(self, ids):
-        return F.embedding(ids.long(), self.embedding_weight)
+        w = self.embedding_weight
+        return F.embedding(ids.long(), w.to(self.cast_to) if self.cast_to is not None else w)
 
 
 class CastedSparseEmbedding(nn.Module):
@@ -114,9 +125,10 @@ class CastedSparseEmbedding(nn.Module):
     [B, ndim] that receives the gradient, and the ids into `local_ids`.
     """
 
-    def __init__(self, num_embeddings, embedding_dim, batch_size, init_std=0.0):
+    def __init__(self, num_embeddings, embedding_dim, batch_size, init_std=0.0, cast_to=None):
         super().__init__()
         self.embedding_dim = embedding_dim
+        self.cast_to = cast_to
         self.register_buffer("weights", trunc_normal_init_(torch.empty(num_embeddings, embedding_dim),
                                                            std=init_std), persistent=True)
         self.register_buffer("local_weights", torch.zeros(batch_size, embedding_dim), persistent=False)
@@ -125,7 +137,7 @@ class CastedSparseEmbedding(nn.Module):
     def forward(self, ids):
         if not (self.training and torch.is_grad_enabled()):
             # eval, or the no-grad target-Q forward: same values as the local copy
-            return self.weights[ids.long()]
+            return self._cast(self.weights[ids.long()])
         with torch.no_grad():
             lw = self.local_weights
             if lw.shape[0] != ids.shape[0] or lw.dtype != self.weights.dtype or not lw.is_leaf:
@@ -134,7 +146,10 @@ class CastedSparseEmbedding(nn.Module):
             self.local_weights.copy_(self.weights[ids.long()])
             self.local_ids.copy_(ids)
         self.local_weights.requires_grad_(True)
-        return self.local_weights
+        return self._cast(self.local_weights)
+
+    def _cast(self, x):
+        return x.to(self.cast_to) if self.cast_to is not None else x
 
 
 class RotaryEmbedding(nn.Module):
@@ -159,17 +174,21 @@ def rotate_half(x):
 
 
 def apply_rotary_pos_emb(q, k, cos, sin):
-    # q, k: (B, T, NH, HD); cos, sin: (T, HD), broadcast over heads
-    cos = cos.to(q.dtype).unsqueeze(-2)
-    sin = sin.to(q.dtype).unsqueeze(-2)
-    return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+    # q, k: (B, T, NH, HD); cos, sin: (T, HD), broadcast over heads; bf16 q, k rotate in fp32
+    dt = torch.promote_types(q.dtype, torch.float32)
+    cos = cos.to(dt).unsqueeze(-2)
+    sin = sin.to(dt).unsqueeze(-2)
+    qf, kf = q.to(dt), k.to(dt)
+    return ((qf * cos + rotate_half(qf) * sin).to(q.dtype),
+            (kf * cos + rotate_half(kf) * sin).to(k.dtype))
 
 
 class Attention(nn.Module):
     """Non-causal MHA, qkv channels [Q heads | K heads | V heads], scale 1/sqrt(HD) (§1.6)."""
 
-    def __init__(self, hidden_size, head_dim, num_heads):
+    def __init__(self, hidden_size, head_dim, num_heads, impl="math"):
         super().__init__()
+        self.impl = impl
         self.head_dim = head_dim
         self.num_heads = num_heads
         self.qkv_proj = CastedLinear(hidden_size, 3 * num_heads * head_dim, bias=False)
@@ -183,8 +202,14 @@ class Attention(nn.Module):
         if cos_sin is not None:
             q, k = apply_rotary_pos_emb(q, k, *cos_sin)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))               # (B, NH, T, HD)
-        att = torch.softmax((q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(HD)), dim=-1)
-        out = (att @ v).transpose(1, 2).reshape(B, T, NH * HD)         # head-major
+        if self.impl == "sdpa":
+            o = F.scaled_dot_product_attention(q, k, v)
+        else:
+            # scores and softmax in at least fp32; bf16 probabilities times V, fp32 accumulation
+            dt = torch.promote_types(q.dtype, torch.float32)
+            att = torch.softmax((q.to(dt) @ k.to(dt).transpose(-2, -1)) * (1.0 / math.sqrt(HD)), dim=-1)
+            o = att.to(v.dtype) @ v
+        out = o.transpose(1, 2).reshape(B, T, NH * HD)                 # head-major
         return self.o_proj(out)
 
 
@@ -202,8 +227,9 @@ class SwiGLU(nn.Module):
 
 
 def rms_norm(x, eps):
-    # gain-free (§1.8), computed in the dtype of x (fp32 or fp64 here)
-    return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
+    # gain-free (§1.8), computed in at least fp32 and returned in the dtype of x
+    xf = x.to(torch.promote_types(x.dtype, torch.float32))
+    return (xf * torch.rsqrt(xf.square().mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
 class Block(nn.Module):
@@ -211,7 +237,8 @@ class Block(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.self_attn = Attention(config.hidden_size, config.head_dim, config.num_heads)
+        self.self_attn = Attention(config.hidden_size, config.head_dim, config.num_heads,
+                                   config.attention)
         self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
         self.norm_eps = config.rms_norm_eps
 
@@ -259,18 +286,19 @@ class HRMInner(nn.Module):
         D = c.hidden_size
         self.embed_scale = math.sqrt(D)
         embed_init_std = 1.0 / self.embed_scale
-        self.embed_tokens = CastedEmbedding(c.vocab_size, D, init_std=embed_init_std)
+        fd = self.forward_dtype = getattr(torch, c.forward_dtype) if c.forward_dtype else None
+        self.embed_tokens = CastedEmbedding(c.vocab_size, D, init_std=embed_init_std, cast_to=fd)
         self.lm_head = CastedLinear(D, c.vocab_size, bias=False)
         self.q_head = CastedLinear(D, 2, bias=True)
         self.puzzle_emb_len = c.puzzle_emb_len
         if c.puzzle_emb_ndim > 0:
             self.puzzle_emb = CastedSparseEmbedding(c.num_puzzle_identifiers, c.puzzle_emb_ndim,
-                                                    batch_size=batch_size, init_std=0.0)
+                                                    batch_size=batch_size, init_std=0.0, cast_to=fd)
         T = c.seq_len + self.puzzle_emb_len
         if c.pos_encodings == "rope":
             self.rotary_emb = RotaryEmbedding(c.head_dim, T, c.rope_theta)
         elif c.pos_encodings == "learned":
-            self.embed_pos = CastedEmbedding(T, D, init_std=embed_init_std)
+            self.embed_pos = CastedEmbedding(T, D, init_std=embed_init_std, cast_to=fd)
         else:
             raise ValueError("pos_encodings must be 'rope' or 'learned', got %r" % c.pos_encodings)
         self.H_level = ReasoningModule(c, c.H_layers)
@@ -295,18 +323,20 @@ class HRMInner(nn.Module):
                 pe = F.pad(pe, (0, pad))
             emb = torch.cat((pe.view(-1, P, D), emb), dim=-2)                 # (B, T, D)
         if c.pos_encodings == "learned":
-            emb = 0.707106781 * (emb + self.embed_pos.embedding_weight)
+            emb = 0.707106781 * (emb + self.embed_pos.embedding_weight.to(emb.dtype))
         return self.embed_scale * emb
 
     def empty_carry(self, batch_size):
         T = self.config.seq_len + self.puzzle_emb_len
-        z = self.H_init.new_zeros(batch_size, T, self.config.hidden_size)
+        z = self.H_init.new_zeros(batch_size, T, self.config.hidden_size, dtype=self.forward_dtype)
         return InnerCarry(z_H=z.clone(), z_L=z.clone())
 
     def reset_carry(self, reset_flag, carry):
+        # the carry is kept in the forward dtype (bf16 by default in the reference, H_init too)
         f = reset_flag.view(-1, 1, 1)
-        return InnerCarry(z_H=torch.where(f, self.H_init, carry.z_H),
-                          z_L=torch.where(f, self.L_init, carry.z_L))
+        dt = carry.z_H.dtype
+        return InnerCarry(z_H=torch.where(f, self.H_init.to(dt), carry.z_H),
+                          z_L=torch.where(f, self.L_init.to(dt), carry.z_L))
 
     def latent_nograd(self, z_H, z_L, x):
         """The cycles that carry no gradient: all but the last L and the last H update."""
@@ -331,6 +361,7 @@ class HRMInner(nn.Module):
         P = self.puzzle_emb_len
         logits = self.lm_head(z_H)[:, P:]                                    # (B, S, V)
         q = self.q_head(z_H[:, 0])                                           # (B, 2)
+        q = q.to(torch.promote_types(q.dtype, torch.float32))
         return logits, q[..., 0], q[..., 1]
 
     def forward(self, carry, batch):

@@ -175,6 +175,10 @@ function M.step(model, carry, b, opts)
    local rows_c = rows and rows:cdata() or nil
    check(C.hrm_act_reset(carry.c, b, rows_c, n), 3)
 
+   -- a bf16 model's carry holds bf16 values (HRM_SPEC §1.12), reset rows from H_init/L_init too
+   local bf16 = cfg.forward_dtype == "bfloat16"
+   local function round(t) if bf16 then check(C.hrm_tensor_round_bf16(t:cdata()), 4) end end
+
    -- the rows to compute: the carry itself when every row runs, else gathered copies
    local v = rows_view(w, n)
    local z, inputs, labels, pids = carry.states, carry.inputs, carry.labels, carry.puzzle_ids
@@ -189,6 +193,7 @@ function M.step(model, carry, b, opts)
       end
       inputs, labels, pids = v.inputs, v.labels, v.puzzle_ids
    end
+   for _, t in pairs(z) do round(t) end
 
    -- the segment
    local tape = train and model.tape or nil
@@ -204,7 +209,7 @@ function M.step(model, carry, b, opts)
                         actopt.rule, model.store:rng(), opts.row_offset or 0), 3)
    local target = nil
    if train and max_steps > 1 and actopt.target_q then
-      for name, t in pairs(new_z) do v.next[name]:copy(t) end
+      for name, t in pairs(new_z) do v.next[name]:copy(t) round(v.next[name]) end
       local _, _, q_next = arch.forward(net, v.next, x, { q = v.q_next })
       check(C.hrm_act_target_q(v.target:cdata(), q_next:cdata(), v.new_steps:cdata(), n, max_steps), 3)
       target = v.target:cdata()
@@ -224,6 +229,7 @@ function M.step(model, carry, b, opts)
    -- commit the new carry and the outputs
    for name, t in pairs(carry.states) do
       check(C.hrm_rows_scatter(t:cdata(), new_z[name]:cdata(), rows_c, n), 3)
+      round(t)
    end
    check(C.hrm_act_commit(carry.c, v.new_steps:cdata(), v.new_halted:cdata(), rows_c, n,
                           carry.logits:cdata(), carry.q_halt_logits:cdata(), carry.q_continue_logits:cdata(),
