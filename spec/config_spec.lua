@@ -17,6 +17,16 @@ describe("hrm.config.hrm_v1", function()
       local c = hrm.config.hrm_v1{ vocab_size = 11, seq_len = 81, batch_size = 768,
                                    forward_dtype = "bfloat16", causal = false }
       assert.is_nil(c.batch_size)
+      assert.equal("bfloat16", c.forward_dtype)
+   end)
+
+   it("takes forward_dtype float32 (the default) or bfloat16, and refuses anything else", function()
+      assert.equal("float32", hrm.config.hrm_v1{ vocab_size = 11, seq_len = 81 }.forward_dtype)
+      local m = hrm.Model(hrm.config.tiny{ vocab_size = 11, seq_len = 4, forward_dtype = "bf16" })
+      assert.equal("bfloat16", m:config().forward_dtype)
+      local ok, err = pcall(hrm.Model, hrm.config.tiny{ vocab_size = 11, seq_len = 4, forward_dtype = "float16" })
+      assert.is_false(ok)
+      assert.truthy(err:find("field 'forward_dtype' must be \"float32\" or \"bfloat16\", got float16", 1, true))
    end)
 
    it("refuses unknown keys, naming them", function()

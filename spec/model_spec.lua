@@ -150,6 +150,61 @@ describe("hrm.Model:solve", function()
    end)
 end)
 
+describe("hrm.Model with forward_dtype bfloat16", function()
+   local bf16_gemms = hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_BF16) == 0
+   hrm.C.hrm_set_gemm_dtype(hrm.C.HRM_DTYPE_F32)
+   local function max_diff(a, b)
+      local fa, fb = a:float(), b:float() -- kept alive while their data is read
+      local pa, pb, d = fa:data(), fb:data(), 0
+      for i = 0, a:numel() - 1 do d = math.max(d, math.abs(pa[i] - pb[i])) end
+      return d
+   end
+   local function max_abs(a) return max_diff(a, Tensor.zeros(a:numel())) end
+   local function bits_are_bf16(t) return max_diff(t, t:to("bf16")) == 0 end
+
+   if not bf16_gemms then
+      pending("bf16 GEMMs are unavailable in this build or on this CPU")
+      return
+   end
+
+   it("keeps a bf16 carry, differs from float32 only by rounding, and restores the GEMM precision", function()
+      local f32 = hrm.Model(tiny_cfg(), { seed = 5 })
+      local b16 = hrm.Model(tiny_cfg({ forward_dtype = "bfloat16" }), { seed = 5 })
+      local b = batch(3, 5, 6)
+      local c32, c16 = f32:carry(3), b16:carry(3)
+      local o32 = f32:step(c32, b, { train = true })
+      local o16 = b16:step(c16, b, { train = true })
+      assert.equal(hrm.C.HRM_DTYPE_F32, hrm.C.hrm_get_gemm_dtype())
+      assert.is_true(bits_are_bf16(c16:tensor("z_H")) and bits_are_bf16(c16:tensor("z_L")))
+      assert.is_false(bits_are_bf16(c32:tensor("z_H")))
+      assert.are_not.equal(o32.loss, o16.loss)
+      assert.near(o32.loss, o16.loss, 0.05 * math.abs(o32.loss))
+      -- the gradients differ by bf16 rounding too
+      local _, g32 = f32.store:tensor("model.inner.lm_head.weight")
+      local _, g16 = b16.store:tensor("model.inner.lm_head.weight")
+      local d = max_diff(g16, g32)
+      assert.is_true(d > 0 and d < 0.05 * max_abs(g32), "gradient difference " .. d)
+   end)
+
+   it("gives the previous GEMM precision back when a step fails", function()
+      local m = hrm.Model(tiny_cfg({ forward_dtype = "bfloat16" }))
+      local bad = { inputs = Tensor.full({ 2, 5 }, 99, "i32") }
+      assert.has_error(function() m:step(m:carry(2), bad, { train = false }) end)
+      assert.equal(hrm.C.HRM_DTYPE_F32, hrm.C.hrm_get_gemm_dtype())
+   end)
+
+   it("solves and keeps forward_dtype through a checkpoint", function()
+      local m = hrm.Model(tiny_cfg({ forward_dtype = "bfloat16" }), { seed = 2 })
+      local path = os.tmpname()
+      m:save(path)
+      local back = hrm.Model.load(path)
+      os.remove(path)
+      assert.equal("bfloat16", back:config().forward_dtype)
+      local b = batch(2, 5, 6)
+      assert.same(m:solve(b.inputs).predictions:totable(), back:solve(b.inputs).predictions:totable())
+   end)
+end)
+
 describe("hrm.Model safetensors", function()
    it("exports and imports as the identity, accepting the _orig_mod. prefix", function()
       local dir = os.tmpname()
