@@ -6,10 +6,13 @@
  * strided views around a vectorised row softmax; the pairs run in parallel and the GEMM library
  * runs single-threaded inside. The probabilities are kept for the backward. The rope_ variants
  * apply RoPE to the head's Q and K (and its transpose to dQ, dK) inside the same pass. In the
- * scalar reference mode (scalar.h) the softmax rows are the plain scalar twins.
+ * scalar reference mode (scalar.h) the softmax rows are the plain scalar twins. With bf16 GEMMs
+ * (a bf16 model's step) the forward's two products take bf16 operands (attention_bf16.c), as
+ * FlashAttention in the reference's bf16 forward; the backward stays fp32.
  */
 #include <math.h>
 
+#include "../hrm.h"
 #include "fastmath.h"
 #include "ops.h"
 #include "gemm.h"
@@ -90,9 +93,14 @@ static void softmax_row_backward(float *restrict dp, const float *restrict p, in
    for (int j = 0; j < T; j++) dp[j] = p[j] * (dp[j] - dot);
 }
 
+static void softmax_rows_vector(float *a, int T, int rows) { softmax_rows(a, T, rows, 0); }
+
 /* One (b, h) pair: a (T, T) = softmax(scale · q kᵀ), o (T, HD) stride D = a · v. */
 static void head_forward(float *o, float *a, const float *q, const float *k, const float *v,
                          int T, int HD, int D, float scale, int scalar) {
+   if (!scalar && hrm_cpu_gemm_dtype() == HRM_DTYPE_BF16 &&
+       hrm_cpu_head_bf16(o, a, q, k, v, T, HD, D, scale, softmax_rows_vector))
+      return;
    hrm_cpu_sgemm(0, 1, T, T, HD, scale, q, 3 * D, k, 3 * D, 0.0f, a, T);
    softmax_rows(a, T, T, scalar);
    hrm_cpu_sgemm(0, 0, T, HD, T, 1.0f, a, T, v, 3 * D, 0.0f, o, D);

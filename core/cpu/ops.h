@@ -70,6 +70,14 @@ void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, con
 /* RoPE fused into attention, one pass per head while its rows are in cache: the forward
  * rotates Q and K of qkv in place (as rope_forward) and attends; the backward ends with the
  * transposed rotation of dQ, dK (as rope_backward). Same results as the separate calls. */
+/* One head with bf16 operands (attention_bf16.c): o (T, HD) stride D = bf16(P) · bf16(v), a (T, T)
+ * = P = softmax(scale · bf16(q) · bf16(k)ᵀ) in fp32 (softmax(a, T, rows) does the rows), q, k, v
+ * (T, HD) stride 3D; fp32 accumulation. 1 when done; 0 on a CPU without AVX-512 BF16 or a shape
+ * past the limits (T <= 256, HD <= 128 and a multiple of 32), for the caller's fp32 path. */
+#define HRM_ATT_BF16_MAX_T 256
+#define HRM_ATT_BF16_MAX_HD 128
+int hrm_cpu_head_bf16(float *o, float *a, const float *q, const float *k, const float *v, int T,
+                      int HD, int D, float scale, void (*softmax)(float *a, int T, int rows));
 void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const float *cos_t,
                                     const float *sin_t, int B, int T, int NH, int HD);
 void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout,

@@ -11,8 +11,10 @@
 
 #include "check.h"
 #include "cpu/fastmath.h"
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "nn.h"
+#include "tensor_util.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -271,6 +273,67 @@ static void test_attention_lengths(void) {
    }
    printf("%-28s worst gap %.2e over T = 1 ... 82\n", "attention forward", worst);
    CHECK(worst < 1e-5);
+}
+
+/* The bf16 head (with bf16 GEMMs set): its probabilities against softmax(scale · bf16(q)·bf16(k)ᵀ)
+ * and its output against bf16(P)·bf16(v), both in double from the same rounded operands (P
+ * rounded from the kernel's own fp32 probabilities, so only the fp32 sums differ); lengths
+ * around the 16/32-wide blocks and the 4-row groups, head sizes 32 and 64. Skipped where the CPU
+ * has no AVX-512 BF16 (the fp32 path then runs, checked above). */
+static double bf(float x) { return hrm_bf16_to_f32(hrm_f32_to_bf16(x)); }
+static void test_attention_bf16(void) {
+   static const int lengths[] = {1, 5, 16, 31, 33, 82};
+   static const int heads[] = {32, 64};
+   if (!__builtin_cpu_supports("avx512bf16") || hrm_cpu_gemm_set_dtype(HRM_DTYPE_BF16) != 0) {
+      printf("%-28s skipped: no AVX-512 BF16 or no bf16 GEMMs here\n", "attention forward bf16");
+      return;
+   }
+   double worst_p = 0.0, worst_o = 0.0, rounding = 0.0;
+   for (size_t hn = 0; hn < 2; hn++)
+      for (size_t n = 0; n < sizeof lengths / sizeof lengths[0]; n++) {
+         const int T = lengths[n], B = 2, NH = 2, HD = heads[hn], D = NH * HD;
+         float *qkv = fnew((int64_t)B * T * 3 * D), *out = fnew((int64_t)B * T * D);
+         float *att = fnew((int64_t)B * NH * T * T);
+         double *s = dnew(T);
+         fill(qkv, (int64_t)B * T * 3 * D, 2.0);
+         hrm_cpu_attention_forward(out, att, qkv, B, T, NH, HD);
+         for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+               const float *x = qkv + (int64_t)b * T * 3 * D + h * HD;
+               const float *a = att + ((int64_t)b * NH + h) * T * T;
+               for (int i = 0; i < T; i++) {
+                  double mx = -1e300, sum = 0.0;
+                  for (int j = 0; j < T; j++) {
+                     double acc = 0.0;
+                     for (int d = 0; d < HD; d++)
+                        acc += bf(x[(int64_t)i * 3 * D + d]) * bf(x[(int64_t)j * 3 * D + D + d]);
+                     s[j] = acc / sqrt((double)HD);
+                     if (s[j] > mx) mx = s[j];
+                  }
+                  for (int j = 0; j < T; j++) sum += (s[j] = exp(s[j] - mx));
+                  for (int j = 0; j < T; j++)
+                     worst_p = fmax(worst_p, fabs(a[(int64_t)i * T + j] - s[j] / sum));
+                  for (int d = 0; d < HD; d++) {
+                     double o = 0.0, o_exact = 0.0;
+                     for (int j = 0; j < T; j++) {
+                        const double v = x[(int64_t)j * 3 * D + 2 * D + d];
+                        o += bf(a[(int64_t)i * T + j]) * bf((float)v);
+                        o_exact += s[j] / sum * v;
+                     }
+                     const float got = out[((int64_t)b * T + i) * D + h * HD + d];
+                     worst_o = fmax(worst_o, fabs(got - o));
+                     rounding = fmax(rounding, fabs(got - o_exact));
+                  }
+               }
+            }
+         free(qkv); free(out); free(att); free(s);
+      }
+   hrm_cpu_gemm_set_dtype(HRM_DTYPE_F32);
+   printf("%-28s worst gap %.2e (P), %.2e (out) over T = 1 ... 82; bf16 rounding itself %.2e\n",
+          "attention forward bf16", worst_p, worst_o, rounding);
+   CHECK(worst_p < 1e-5);
+   CHECK(worst_o < 1e-5);
+   CHECK(rounding > 1e-4);  // the operands were rounded: the exact fp64 result is further away
 }
 
 /* ---- swiglu -------------------------------------------------------------------------------- */
@@ -661,6 +724,7 @@ int main(void) {
    test_rope();
    test_attention();
    test_attention_lengths();
+   test_attention_bf16();
    test_swiglu();
    test_embedding(0);
    test_embedding(1);
