@@ -194,6 +194,36 @@ describe("checkpoint.load", function()
       end
    end)
 
+   it("stores a bf16 model's carry states in bf16 (meta version 2) and continues exactly", function()
+      if C.hrm_set_gemm_dtype(C.HRM_DTYPE_BF16) ~= 0 then
+         pending("bf16 GEMMs are unavailable in this build or on this CPU")
+         return
+      end
+      C.hrm_set_gemm_dtype(C.HRM_DTYPE_F32)
+      local cfg = tiny_cfg()
+      cfg.forward_dtype = "bfloat16"
+      local m = hrm.Model(cfg, { seed = 7 })
+      local o = hrm.optim.AdamATan2(m, { lr = 1e-3 })
+      local c = m:carry(B)
+      m:step(c, batch(1), { train = true })
+      o:step()
+      local path = tmp("bf16carry.hrm")
+      assert(checkpoint.save(path, { model = m, optim = o, carry = c }))
+      local out = ffi.new("hrm_checkpoint *[1]")
+      assert(C.hrm_checkpoint_open(out, path) == 0)
+      local dtype, ndim, shape = ffi.new("int32_t[1]"), ffi.new("int32_t[1]"), ffi.new("int64_t[4]")
+      assert.equal(0, C.hrm_checkpoint_info(dtype, ndim, shape, out[0], "carry.1.z_H"))
+      assert.equal(C.HRM_DTYPE_BF16, dtype[0])
+      assert.truthy(ffi.string(C.hrm_checkpoint_meta(out[0])):find('"hrm_checkpoint":2', 1, true))
+      C.hrm_checkpoint_free(out[0])
+      local st = assert(checkpoint.load(path))
+      assert.is_true(same_tensors(c:tensor("z_H"), st.carry:tensor("z_H")))
+      assert.is_true(same_tensors(c:tensor("z_L"), st.carry:tensor("z_L")))
+      local r1 = m:step(c, batch(2), { train = true })
+      local r2 = st.model:step(st.carry, batch(2), { train = true })
+      assert.equal(r1.loss, r2.loss)
+   end)
+
    it("keeps a list of carries a list", function()
       local m = trained()
       local c1, c2 = m:carry(1), m:carry(2)

@@ -24,6 +24,10 @@ local Tensor = require "hrm.Tensor"
 local M = {}
 
 M.META_VERSION = 1  -- version of the meta layout below (the file format has its own)
+-- Version 2: the carry's states are stored in bf16 (a forward_dtype = "bfloat16" model's carry
+-- holds bf16 values, so nothing is lost); version 1 files still load. Only such files say 2, so
+-- an hrm that reads version 1 only refuses them by name instead of misreading them.
+M.META_VERSION_BF16_CARRY = 2
 local OPTIM_TENSORS = { "m", "v", "t" }
 local EXTRA_PREFIX = "extra."  -- the caller's own tensors (state.tensors)
 
@@ -190,9 +194,13 @@ function M.save(path, state)
             error(string.format("checkpoint.save: carry %d is not a carry of state.model", k), 2)
          end
          meta.carries[k] = { B = c.B }
+         local bf16 = model:config().forward_dtype == "bfloat16"
+         if bf16 then meta.hrm_checkpoint = M.META_VERSION_BF16_CARRY end
          for _, f in ipairs(c:tensor_names()) do
             names[#names + 1] = string.format("carry.%d.%s", k, f)
-            tensors[#tensors + 1] = c:tensor(f)
+            local t = c:tensor(f)
+            if bf16 and c.states[f] then t = t:to("bf16") end
+            tensors[#tensors + 1] = t
          end
       end
    end
@@ -257,7 +265,20 @@ local function checked(f) return C.hrm_checkpoint_version(f) >= 2 end
 
 local function close(f) C.hrm_checkpoint_free(ffi.gc(f, nil)) end
 
-local function read_into(f, t, name)
+local dtype_buf = ffi.new("int32_t[1]")
+local ndim_buf = ffi.new("int32_t[1]")
+local shape_buf = ffi.new("int64_t[4]")
+
+-- t = the file's tensor `name`; with bf16_ok, a bf16 tensor in the file is widened into an f32 t
+-- (a bf16 model's carry states).
+local function read_into(f, t, name, bf16_ok)
+   if bf16_ok and t:dtype() == "f32" and
+      C.hrm_checkpoint_info(dtype_buf, ndim_buf, shape_buf, f, name) == 0 and dtype_buf[0] == C.HRM_DTYPE_BF16 then
+      local h = Tensor.zeros(t:size(), "bf16")
+      if C.hrm_checkpoint_read_into(h:cdata(), f, name) ~= 0 then fail("%s", c_error()) end
+      t:copy(h)
+      return
+   end
    local h = t:device() == "cpu" and t or Tensor.zeros(t:size(), t:dtype())
    if C.hrm_checkpoint_read_into(h:cdata(), f, name) ~= 0 then fail("%s", c_error()) end
    if h ~= t then t:copy(h) end
@@ -269,10 +290,10 @@ local function read_meta(f, path)
    if type(meta) ~= "table" or meta.hrm_checkpoint == nil then
       fail("'%s' is an .hrm file without hrm.checkpoint's meta (no 'hrm_checkpoint' field)", path)
    end
-   if meta.hrm_checkpoint ~= M.META_VERSION then
-      fail("'%s' has checkpoint meta version %s; this hrm reads %d\n---> HINT: %s", path,
-           tostring(meta.hrm_checkpoint), M.META_VERSION,
-           type(meta.hrm_checkpoint) == "number" and meta.hrm_checkpoint > M.META_VERSION
+   if meta.hrm_checkpoint ~= M.META_VERSION and meta.hrm_checkpoint ~= M.META_VERSION_BF16_CARRY then
+      fail("'%s' has checkpoint meta version %s; this hrm reads %d and %d\n---> HINT: %s", path,
+           tostring(meta.hrm_checkpoint), M.META_VERSION, M.META_VERSION_BF16_CARRY,
+           type(meta.hrm_checkpoint) == "number" and meta.hrm_checkpoint > M.META_VERSION_BF16_CARRY
               and "a newer hrm wrote it" or "the file is corrupt")
    end
    if type(meta.model) ~= "table" or type(meta.model.config) ~= "table" then
@@ -407,7 +428,7 @@ local function load_state(f, path, opts)
          end
          local carry = model:carry(B)
          for _, field in ipairs(carry:tensor_names()) do
-            read_into(f, carry:tensor(field), string.format("carry.%d.%s", k, field))
+            read_into(f, carry:tensor(field), string.format("carry.%d.%s", k, field), carry.states[field] ~= nil)
          end
          validate_carry(carry, model:config(), string.format("'%s': carry %d", path, k))
          list[k] = carry
