@@ -49,6 +49,40 @@ describe("the C ABI", function()
       assert.is_true(gemm >= 0.1 * peak, string.format("GEMM %.1f << FMA peak %.1f", gemm, peak))
    end)
 
+   it("measures the bf16 dot-product peak on the instructions the CPU has", function()
+      local cpuinfo = io.open("/proc/cpuinfo")
+      if not cpuinfo then return end  -- no way to know what the CPU has
+      local flags = " " .. (cpuinfo:read("*a"):match("\nflags%s*:([^\n]*)") or "") .. " "
+      cpuinfo:close()
+      local has_avx512_bf16 = flags:find(" avx512_bf16 ", 1, true) ~= nil
+      local has_amx_bf16 = flags:find(" amx_bf16 ", 1, true) ~= nil
+      -- one thread, timed on its own CPU clock as the FMA peak is; the best of up to three tries
+      local n = hrm.get_threads()
+      hrm.set_threads(1)
+      local isa_out = ffi.new("const char *[1]")
+      local bf16, fma = 0, 0
+      for _ = 1, 3 do
+         bf16 = math.max(bf16, C.hrm_bf16_peak_gflops(isa_out))
+         fma = math.max(fma, C.hrm_fma_peak_gflops())
+         if bf16 > 1.2 * fma then break end
+      end
+      hrm.set_threads(n)
+      local isa = ffi.string(isa_out[0])
+      if has_amx_bf16 then
+         -- AMX where Linux grants the tile data, else the AVX-512 BF16 fallback
+         assert.truthy(isa == "amx" or isa == "avx512_bf16", isa)
+      elseif has_avx512_bf16 then
+         assert.equal("avx512_bf16", isa)
+      else
+         assert.equal("none", isa)
+         assert.equal(0, bf16)
+         return
+      end
+      -- a bf16 pair dot product does twice the FLOPs of an fp32 FMA per instruction
+      assert.is_true(bf16 > 1.2 * fma and bf16 < 1e6,
+                     string.format("bf16 peak %.1f, FMA peak %.1f", bf16, fma))
+   end)
+
    it("sets no globals from library modules", function()
       assert.is_nil(rawget(_G, "Tensor"))
       assert.is_nil(rawget(_G, "C"))
