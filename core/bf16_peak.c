@@ -64,7 +64,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static double rate_amx(long iters, 
    struct tile_config cfg = {.palette_id = 1};
    for (int t = 0; t < 6; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
    _Alignas(64) uint16_t a[16 * 32], b[16 * 32];
-   _Alignas(64) float c[16 * 16];
+   _Alignas(64) float c[4][16 * 16];
    for (int i = 0; i < 16 * 32; i++) a[i] = bf16_bits(1e-9f), b[i] = bf16_bits(1.0f);
    _tile_loadconfig(&cfg);
    _tile_loadd(4, a, 64);
@@ -81,10 +81,13 @@ __attribute__((target("amx-tile,amx-bf16"))) static double rate_amx(long iters, 
       _tile_dpbf16ps(3, 4, 5);
    }
    const double dt = thread_cpu_seconds() - t0;
+   _tile_stored(0, c[0], 64);
+   _tile_stored(1, c[1], 64);
+   _tile_stored(2, c[2], 64);
+   _tile_stored(3, c[3], 64);
    float sum = 0.0f;
-#define ADD_TILE(t) _tile_stored(t, c, 64); for (int i = 0; i < 16 * 16; i++) sum += c[i];
-   ADD_TILE(0) ADD_TILE(1) ADD_TILE(2) ADD_TILE(3)
-#undef ADD_TILE
+   for (int t = 0; t < 4; t++)
+      for (int i = 0; i < 16 * 16; i++) sum += c[t][i];
    _tile_release();
    *sink = sum;
    return dt > 0 ? 4.0 * AMX_FLOP_PER_OP * (double)iters / dt / 1e9 : 0.0;

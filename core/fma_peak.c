@@ -43,5 +43,5 @@ double hrm_fma_peak_gflops(void) {
    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
       rate = rate_avx2, lanes = 8;
 #endif
-   return peak_on_all_threads(rate, 640000000L / lanes);  // ~0.1 s per run on a 2.7 GHz AVX-512 core
+   return peak_on_all_threads(rate, 640000000L / lanes);  // ~0.1 s a run on a 2.7 GHz AVX-512 core
 }

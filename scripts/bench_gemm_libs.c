@@ -31,7 +31,9 @@
 typedef struct { int64_t M, N, K; int ta, tb, count; } shape;
 
 enum { B = 32, T = 82, BT = B * T, D = 512, I = 1536, V = 11, S = 81, FWD = 48, GRAD = 8 };
-#define LINEAR(out, in) {BT, out, in, 0, 1, FWD}, {BT, in, out, 0, 0, GRAD}, {out, in, BT, 1, 0, GRAD}
+/* a linear layer's forward y = x Wᵀ, input gradient dx = dy W, weight gradient dW = dyᵀ x */
+#define LINEAR(out, in) \
+   {BT, out, in, 0, 1, FWD}, {BT, in, out, 0, 0, GRAD}, {out, in, BT, 1, 0, GRAD}
 static const shape step_shapes[] = {
    LINEAR(3 * D, D), LINEAR(D, D), LINEAR(2 * I, D), LINEAR(D, I),  // qkv, o, gate_up, down
    {B * S, V, D, 0, 1, 1}, {B * S, D, V, 0, 0, 1}, {V, D, B * S, 1, 0, 1},  // lm_head
@@ -151,7 +153,8 @@ static int gemm_execute(const gemm_run *r) {
    return dnnl_primitive_execute(r->prim, stream, 3, args) == dnnl_success &&
           dnnl_stream_wait(stream) == dnnl_success ? 0 : -1;
 #else
-   const CBLAS_TRANSPOSE ta = s->ta ? CblasTrans : CblasNoTrans, tb = s->tb ? CblasTrans : CblasNoTrans;
+   const CBLAS_TRANSPOSE ta = s->ta ? CblasTrans : CblasNoTrans;
+   const CBLAS_TRANSPOSE tb = s->tb ? CblasTrans : CblasNoTrans;
    if (r->bf16)
       cblas_gemm_bf16bf16f32(CblasRowMajor, ta, tb, s->M, s->N, s->K, 1.0f, r->a, lda, r->b, ldb,
                              0.0f, r->c, s->N);
@@ -183,7 +186,8 @@ static double reference(const gemm_run *r, int64_t i, int64_t j) {
    const shape *s = r->s;
    double sum = 0.0;
    for (int64_t k = 0; k < s->K; k++) {
-      const int64_t ai = s->ta ? k * s->M + i : i * s->K + k, bi = s->tb ? j * s->K + k : k * s->N + j;
+      const int64_t ai = s->ta ? k * s->M + i : i * s->K + k;
+      const int64_t bi = s->tb ? j * s->K + k : k * s->N + j;
       sum += r->bf16 ? (double)from_bf16(((const uint16_t *)r->a)[ai]) *
                           from_bf16(((const uint16_t *)r->b)[bi])
                      : (double)((const float *)r->a)[ai] * ((const float *)r->b)[bi];

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# bench_gemm_libs.sh — which GEMM library, by measurement: fp32 and bf16 GFLOP/s of Debian's oneDNN
-# (what hrm links), oneDNN 3.2 (PyPI onednn-cpu-gomp, GNU OpenMP like hrm) and oneMKL (PyPI mkl,
-# GNU OpenMP threading layer) on the hrm_v1 training step's linear-layer GEMMs, beside this
-# machine's fp32 FMA and bf16 dot-product peaks. Prints one table; asserts nothing.
+# bench_gemm_libs.sh — which GEMM library, by measurement: fp32 and bf16 GFLOP/s of Debian's
+# oneDNN 2.6.3 (what hrm links), oneDNN 3.2 (PyPI onednn-cpu-gomp, GNU OpenMP like hrm) and
+# oneMKL 2026.2 (PyPI mkl, GNU OpenMP threading layer) on the hrm_v1 training step's linear-layer
+# GEMMs, beside this machine's fp32 FMA and bf16 dot-product peaks. Prints one table; asserts
+# nothing.
 #
 #   bash scripts/bench_gemm_libs.sh [--iters N] [--threads N]      (defaults: 10, all cores)
 #
@@ -13,24 +14,26 @@
 # Not used: the onednn 2026.x wheel, a SYCL + TBB build that needs Intel's compiler runtime
 # (libsycl, libimf, libsvml, libintlc).
 set -euo pipefail
+die() { echo "bench_gemm_libs.sh: $*" >&2; exit 2; }
 
 iters=10
 threads=$(nproc)
 while [ $# -gt 0 ]; do
    case "$1" in
-      --iters) iters="${2:-}"; shift 2 ;;
-      --threads) threads="${2:-}"; shift 2 ;;
-      *) echo "bench_gemm_libs.sh: unknown argument '$1' (accepted: --iters N, --threads N)" >&2; exit 2 ;;
+      --iters|--threads) [ $# -ge 2 ] || die "$1 takes a positive integer"
+                         if [ "$1" = --iters ]; then iters="$2"; else threads="$2"; fi
+                         shift 2 ;;
+      *) die "unknown argument '$1' (accepted: --iters N, --threads N)" ;;
    esac
 done
 for v in "$iters" "$threads"; do
-   [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "bench_gemm_libs.sh: --iters and --threads take a positive integer, got '$v'" >&2; exit 2; }
+   [[ "$v" =~ ^[1-9][0-9]*$ ]] || die "--iters and --threads take a positive integer, got '$v'"
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix="$root/third_party"
 hrm="$root/build/hrm"
-[ -x "$hrm" ] || { echo "bench_gemm_libs.sh: $hrm not found: build hrm first (bash scripts/setup.sh)" >&2; exit 1; }
+[ -x "$hrm" ] || die "$hrm not found: build hrm first (bash scripts/setup.sh)"
 
 ONEDNN_VER=2023.2.0   # oneDNN 3.2
 MKL_VER=2026.2.1
@@ -63,14 +66,17 @@ unpack() {
 dnnl3="$prefix/onednn-$ONEDNN_VER"
 mkl="$prefix/mkl-$MKL_VER"
 unpack "$dnnl3" $ONEDNN_VER onednn-cpu-gomp 'libdnnl.so*' onednn-devel-cpu-gomp
-unpack "$mkl" $MKL_VER mkl 'libmkl_core.so.* libmkl_gnu_thread.so.* libmkl_intel_lp64.so.*
-   libmkl_def.so.* libmkl_mc3.so.* libmkl_avx2.so.* libmkl_avx512.so.* libmkl_avx10.so.*' mkl-include
+# the interface, threading and core layers, and the CPU kernels that libmkl_core loads
+unpack "$mkl" $MKL_VER mkl 'libmkl_intel_lp64.so.* libmkl_gnu_thread.so.* libmkl_core.so.*
+   libmkl_def.so.* libmkl_mc3.so.* libmkl_avx2.so.* libmkl_avx512.so.* libmkl_avx10.so.*' \
+   mkl-include
 
 # build NAME CFLAGS...: scripts/bench_gemm_libs.c into $prefix/bin/NAME
 mkdir -p "$prefix/bin"
 build() {
    local name="$1"; shift
-   cc -std=c11 -O2 -D_GNU_SOURCE -fopenmp "$root/scripts/bench_gemm_libs.c" -o "$prefix/bin/$name" "$@" -lm
+   cc -std=c11 -O2 -D_GNU_SOURCE -fopenmp "$root/scripts/bench_gemm_libs.c" -o "$prefix/bin/$name" \
+      "$@" -lm
 }
 build debian-onednn -DGEMM_DNNL -ldnnl
 build onednn3 -DGEMM_DNNL -I"$dnnl3/include" "$dnnl3/lib/libdnnl.so.3" -Wl,-rpath,"$dnnl3/lib"
