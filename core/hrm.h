@@ -96,6 +96,11 @@ double hrm_gemm_gflops(int64_t M, int64_t N, int64_t K, int32_t trans_a, int32_t
 /* The vector FMA arithmetic peak of this build on all threads (GFLOP/s, fp32): the ceiling of
  * any fp32 GEMM. Takes ~0.3 s. */
 double hrm_fma_peak_gflops(void);
+/* The bf16 dot-product arithmetic peak on all threads (GFLOP/s, bf16 operands, fp32 accumulation):
+ * AMX (TDPBF16PS) where the CPU has it and Linux grants the tile data, else AVX-512 BF16
+ * (VDPBF16PS), else 0. *isa (may be NULL) names what ran: "amx", "avx512_bf16" or "none".
+ * Takes ~0.3 s. */
+double hrm_bf16_peak_gflops(const char **isa);
 /* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */
 double hrm_wall_time(void);
 /* Ctrl-C handling for long loops. With deferral on, the host's SIGINT handler only records the

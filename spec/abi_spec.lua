@@ -49,6 +49,48 @@ describe("the C ABI", function()
       assert.is_true(gemm >= 0.1 * peak, string.format("GEMM %.1f << FMA peak %.1f", gemm, peak))
    end)
 
+   it("measures the bf16 dot-product peak on the instructions the CPU has", function()
+      local cpuinfo = io.open("/proc/cpuinfo")
+      if not cpuinfo then return end  -- no way to know what the CPU has
+      local text = cpuinfo:read("*a")
+      cpuinfo:close()
+      local flags = " " .. (text:match("\nflags%s*:([^\n]*)") or "") .. " "
+      local has_avx512_bf16 = flags:find(" avx512_bf16 ", 1, true) ~= nil
+      local has_amx_bf16 = flags:find(" amx_bf16 ", 1, true) ~= nil
+      -- The bounds on bf16 / FMA peak. A 512-bit VDPBF16PS does 64 FLOP to an FMA's 32 and no
+      -- core issues it faster than FMAs (a larger ratio means miscounted or hoisted work). AMD's
+      -- Zen 4 and 5 issue it at the FMA rate: twice the FMA peak. Intel's pre-AMX cores issue it
+      -- more slowly (measured at about 0.5x on a Xeon that hides its AMX). AMX tiles are far above.
+      local amd = text:find("AuthenticAMD", 1, true) ~= nil
+      local low, high = amd and 1.2 or 0.3, 2.5
+      -- one thread, timed on its own CPU clock as the FMA peak is; the best of up to three tries
+      local n = hrm.get_threads()
+      hrm.set_threads(1)
+      local isa_out = ffi.new("const char *[1]")
+      local bf16, fma = 0, 0
+      for _ = 1, 3 do
+         bf16 = math.max(bf16, C.hrm_bf16_peak_gflops(isa_out))
+         fma = math.max(fma, C.hrm_fma_peak_gflops())
+         if ffi.string(isa_out[0]) == "amx" then low, high = 1.2, math.huge end
+         if bf16 > low * fma and bf16 < high * fma then break end
+      end
+      hrm.set_threads(n)
+      local isa = ffi.string(isa_out[0])
+      if has_amx_bf16 then
+         -- AMX where Linux grants the tile data, else the AVX-512 BF16 fallback
+         assert.truthy(isa == "amx" or isa == "avx512_bf16", isa)
+      elseif has_avx512_bf16 then
+         assert.equal("avx512_bf16", isa)
+      else
+         assert.equal("none", isa)
+         assert.equal(0, bf16)
+         return
+      end
+      assert.is_true(bf16 > low * fma and bf16 < high * fma,
+                     string.format("%s peak %.1f GFLOP/s, FMA peak %.1f: expected %.1fx to %.1fx",
+                                   isa, bf16, fma, low, high))
+   end)
+
    it("sets no globals from library modules", function()
       assert.is_nil(rawget(_G, "Tensor"))
       assert.is_nil(rawget(_G, "C"))
