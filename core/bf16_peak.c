@@ -94,16 +94,25 @@ __attribute__((target("amx-tile,amx-bf16"))) static double rate_amx(long iters, 
 }
 #endif
 
+const char *hrm_bf16_isa(void) {
+#if defined(__x86_64__)
+   if (amx_usable()) return "amx";
+#endif
+#if HRM_X86
+   if (__builtin_cpu_supports("avx512bf16")) return "avx512_bf16";
+#endif
+   return "none";
+}
+
 double hrm_bf16_peak_gflops(const char **isa) {
-   const char *name = "none";
+   const char *name = hrm_bf16_isa();
    double (*rate)(long, float *) = NULL;
    long iters = 0;
 #if defined(__x86_64__)
-   if (amx_usable()) rate = rate_amx, iters = 1500000L, name = "amx";  // ~1 TFLOP/s a core
+   if (strcmp(name, "amx") == 0) rate = rate_amx, iters = 1500000L;  // ~1 TFLOP/s a core
 #endif
 #if HRM_X86
-   if (!rate && __builtin_cpu_supports("avx512bf16"))
-      rate = rate_avx512_bf16, iters = 20000000L, name = "avx512_bf16";  // one op a cycle
+   if (strcmp(name, "avx512_bf16") == 0) rate = rate_avx512_bf16, iters = 20000000L;  // one a cycle
 #endif
    if (isa) *isa = name;
    return rate ? peak_on_all_threads(rate, iters) : 0.0;  // ~0.1 s per run either way

@@ -101,6 +101,9 @@ double hrm_fma_peak_gflops(void);
  * (VDPBF16PS), else 0. *isa (may be NULL) names what ran: "amx", "avx512_bf16" or "none".
  * Takes ~0.3 s. */
 double hrm_bf16_peak_gflops(const char **isa);
+/* The bf16 instructions this CPU gives: "amx" (with Linux's permission for the tile data),
+ * "avx512_bf16" or "none" (bf16 then runs through conversions, slower than fp32). */
+const char *hrm_bf16_isa(void);
 /* Wall-clock seconds since an arbitrary origin (for benchmarks and progress). */
 double hrm_wall_time(void);
 /* Ctrl-C handling for long loops. With deferral on, the host's SIGINT handler only records the

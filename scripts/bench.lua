@@ -37,6 +37,7 @@
 -- a model of the exchange on GPUs: a ring all-reduce of the measured gradient takes
 -- 2 (n - 1) / n x bytes / bus bandwidth, with NCCL's published bus bandwidths as inputs
 -- (--nvlink-busbw, --ib-busbw in GB/s); --gpu-step-ms gives a GPU step time for the efficiency.
+local ffi = require "ffi"
 local hrm = require "hrm"
 
 local a = require("hrm.cli").parse("bench.lua", { ... }, {
@@ -205,6 +206,12 @@ local function bench(name, spec)
    local dt = (hrm.C.hrm_wall_time() - t0) / steps
    time_gemms()
    fma_peak = math.max(fma_peak, hrm.C.hrm_fma_peak_gflops())
+   local bf16_peak, bf16_isa = 0, "none"
+   if opts.bf16 then
+      local isa = ffi.new("const char *[1]")
+      bf16_peak = hrm.C.hrm_bf16_peak_gflops(isa)
+      bf16_isa = ffi.string(isa[0])
+   end
    local ideal = 0
    for k, g in ipairs(gemms) do ideal = ideal + 2 * g[1] * g[2] * g[3] * g[6] / (rates[k] * 1e9) end
    local peak = gemm_flops / ideal / 1e9
@@ -218,6 +225,14 @@ local function bench(name, spec)
                        peak, 100 * (total_flops / dt / 1e9) / peak))
    print(string.format("machine FMA peak  %8.1f GFLOP/s fp32 (%d threads)      ->  step at %.0f%% of it, GEMMs at %.0f%%",
                        fma_peak, hrm.get_threads(), 100 * (total_flops / dt / 1e9) / fma_peak, 100 * peak / fma_peak))
+   if opts.bf16 and bf16_peak > 0 then
+      print(string.format("machine bf16 peak %8.1f GFLOP/s (%s, %d threads) ->  step at %.0f%% of it, GEMMs at %.0f%%",
+                          bf16_peak, bf16_isa, hrm.get_threads(), 100 * (total_flops / dt / 1e9) / bf16_peak,
+                          100 * peak / bf16_peak))
+   elseif opts.bf16 then
+      print("machine bf16 peak none: this CPU has neither AMX nor AVX-512 BF16, so bf16 runs through " ..
+            "conversions and is slower than fp32 here")
+   end
 
    local infer_ps
    if not opts.no_infer then

@@ -299,12 +299,19 @@ local function fill_batch(self, carry, batch, need_labels)
    return b
 end
 
+local noted_slow_bf16 = false  -- the note on CPUs without bf16 instructions is printed once
+
 -- fn(...) with the model's forward in its forward_dtype: for "bfloat16", bf16 GEMMs over weights
 -- cast to bf16 once for the whole call (one step, or one solve of many segments); the previous
 -- GEMM precision comes back afterwards, error or not.
 local function in_precision(self, fn, ...)
    if self.cfg.forward_dtype ~= "bfloat16" or rawget(self, "_in_bf16") then return fn(...) end
    local h = handle(self)._h
+   if not noted_slow_bf16 and ffi.string(C.hrm_bf16_isa()) == "none" then
+      noted_slow_bf16 = true
+      io.stderr:write("hrm: note: this CPU has neither AMX nor AVX-512 BF16: forward_dtype bfloat16 runs " ..
+                      "through conversions here and is slower than float32\n")
+   end
    local prev = C.hrm_get_gemm_dtype()
    if C.hrm_params_set_precision(h, C.HRM_DTYPE_BF16) ~= 0 then
       fail(3, "hrm.Model: forward_dtype bfloat16: %s", require("hrm.errors").last())
