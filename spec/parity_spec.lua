@@ -226,21 +226,25 @@ local function bf16_comparator(stem, meta16, fx16, fx32, seen)
       if s then e, ref, ref32 = e[s], ref[s], ref32[s] end
       local e_loss = 0
       for i, k in ipairs(names) do if LOSS_METRICS[k] then e_loss = math.max(e_loss, e[i]) end end
-      local decided = halting_decided(s and "traj step " .. (s - 1) or key == "train.metrics" and "train" or nil)
+      local segment = s and "traj step " .. (s - 1) or key == "train.metrics" and "train" or nil
+      local decided = halting_decided(segment)
       local what = stem .. " bf16 " .. key .. (s and "[" .. s .. "]" or "")
       check_metrics(what, names, out, ref, function(i)
          local k = names[i]
          if LOSS_METRICS[k] then
             local scale = math.max(1, math.abs(ref[i]))
             seen[#seen + 1] = { key = "metric." .. what .. "." .. k, E = e_loss,
-                                H = math.abs(out[k] - ref[i]) / scale, H32 = math.abs(out[k] - ref32[i]) / scale }
+                                H = math.abs(out[k] - ref[i]) / scale,
+                                H32 = math.abs(out[k] - ref32[i]) / scale }
             return math.max(BF16_K * e_loss, TOL)
          end
          if HALTING_METRICS[k] and decided then return TOL end
       end)
    end
    function cmp.halted(s, flags)
-      if halting_decided("traj step " .. (s - 1)) then assert.same(fx16["traj.halted"][s]:totable(), flags) end
+      if halting_decided("traj step " .. (s - 1)) then
+         assert.same(fx16["traj.halted"][s]:totable(), flags)
+      end
    end
    return cmp
 end
@@ -299,7 +303,9 @@ describe("golden parity in bf16 (forward_dtype = \"bfloat16\")", function()
 
          teardown(function()
             print(string.format("\nparity_spec bf16 %s (k = %g):", stem, BF16_K))
-            for _, p in ipairs({ "eval.", "train.", "grad.", "final.", "metric." }) do print("  " .. ratios(seen, p)) end
+            for _, p in ipairs({ "eval.", "train.", "grad.", "final.", "metric." }) do
+               print("  " .. ratios(seen, p))
+            end
          end)
       end
    end
