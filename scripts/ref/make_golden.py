@@ -85,6 +85,12 @@ def named_tensors(head):
     return {k: v.detach().clone() for k, v in head.state_dict().items()}
 
 
+def spec_config(cfg):
+    """The config's spec keys: the twin's own run options (forward_dtype, attention) are not stored,
+    so an fp32 fixture's config is what hrm.Model accepts."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in ("forward_dtype", "attention")}
+
+
 def random_batch(gen, cfg, ignore_frac=0.15):
     S, V, NP = cfg.seq_len, cfg.vocab_size, cfg.num_puzzle_identifiers
     inputs = torch.randint(0, V, (B, S), generator=gen, dtype=torch.int32)
@@ -194,6 +200,89 @@ def check_finite_difference(head32, batch, cfg, name):
           % (name, len(targets), worst))
 
 
+# ---- the runs a fixture records (make_golden_bf16.py runs them too) ------------------------------
+# decide(what, outputs, carry, train) is shown each recorded segment's discrete decisions.
+
+def run_eval(head, batch, cfg, out, decide):
+    """halt_max_steps eval segments from a fresh carry: eval.seg1.{logits,q_halt,q_continue,z_H}
+    and the last segment's logits, Q and metrics (eval.seg<halt_max_steps>.*)."""
+    last = cfg.halt_max_steps
+    head.eval()
+    with torch.no_grad():
+        carry = head.initial_carry(batch)
+        for seg in range(1, last + 1):
+            carry, _, metrics, o, all_halted = head(carry, batch)
+            if seg == 1:
+                out["eval.seg1.logits"] = o["logits"].clone()
+                out["eval.seg1.q_halt"] = o["q_halt_logits"].clone()
+                out["eval.seg1.q_continue"] = o["q_continue_logits"].clone()
+                out["eval.seg1.z_H"] = carry.inner_carry.z_H.clone()
+            assert bool(all_halted) == (seg == last)
+        decide("eval seg%d" % last, o, carry, False)
+        p = "eval.seg%d." % last
+        out[p + "logits"] = o["logits"].clone()
+        out[p + "q_halt"] = o["q_halt_logits"].clone()
+        out[p + "q_continue"] = o["q_continue_logits"].clone()
+        out[p + "metrics"] = ref.metrics_vector(metrics)
+
+
+def run_train_step(head, batch, cfg, out, decide):
+    """One train step from a fresh carry (exploration 0, target-Q forward): train.{metrics,q_halt,
+    q_continue} and grad.<name> = d(total / global_batch) for every parameter, plus
+    grad.puzzle_emb.local. The gradients stay on the parameters. Returns the carry and metrics."""
+    head.train()
+    carry = head.initial_carry(batch)
+    carry, total, metrics, o, _ = head(carry, batch)
+    (total / B).backward()
+    decide("train", o, carry, True)
+    train_metrics = ref.metrics_vector(metrics)
+    out["train.metrics"] = train_metrics
+    out["train.q_halt"] = o["q_halt_logits"].detach().clone()
+    out["train.q_continue"] = o["q_continue_logits"].detach().clone()
+    for n, p in head.named_parameters():
+        out["grad." + n] = p.grad.detach().clone()
+    out["grad.puzzle_emb.local"] = head.model.inner.puzzle_emb.local_weights.grad.detach().clone()
+    return carry, train_metrics
+
+
+def clear_grads(head):
+    for p in head.parameters():
+        p.grad = None
+    head.model.inner.puzzle_emb.local_weights.grad = None
+
+
+def run_trajectory(head, batches, cfg, out, decide):
+    """One train segment per batch from the current weights and a fresh carry (which persists),
+    each followed by sign-SGD on the puzzle table and AdamATan2: traj.metrics, traj.halted and
+    final.<name> for every parameter and the puzzle table. Returns the metrics and halted flags."""
+    inner = head.model.inner
+    adam = ref.AdamATan2(head.parameters(), lr=OPTIM["lr"], betas=(OPTIM["beta1"], OPTIM["beta2"]),
+                         weight_decay=OPTIM["weight_decay"])
+    sgd = ref.SparseEmbSignSGD(inner.puzzle_emb, lr=OPTIM["puzzle_emb_lr"],
+                               weight_decay=OPTIM["puzzle_emb_weight_decay"])
+    head.train()
+    carry = head.initial_carry(batches[0])
+    traj_metrics, traj_halted = [], []
+    for step, bt in enumerate(batches):
+        carry, total, metrics, o, _ = head(carry, bt)
+        (total / B).backward()
+        decide("traj step %d" % step, o, carry, True)
+        sgd.step()
+        adam.step()
+        sgd.zero_grad()
+        adam.zero_grad()
+        traj_metrics.append(ref.metrics_vector(metrics))
+        traj_halted.append(carry.halted.to(torch.int32))
+    halted = torch.stack(traj_halted)
+    out["traj.metrics"] = torch.stack(traj_metrics)
+    out["traj.halted"] = halted
+    final = named_tensors(head)
+    for n, _ in head.named_parameters():
+        out["final." + n] = final[n]
+    out["final.model.inner.puzzle_emb.weights"] = final["model.inner.puzzle_emb.weights"]
+    return traj_metrics, halted
+
+
 # ---- fixture -------------------------------------------------------------------------------------
 
 def make_fixture(name, spec, outdir):
@@ -223,83 +312,29 @@ def make_fixture(name, spec, outdir):
     batch["labels"][3] = ref.IGNORE_LABEL_ID
     out.update({"batch." + k: v.clone() for k, v in batch.items()})
 
-    # eval: halt_max_steps segments from a fresh carry
-    head.eval()
-    with torch.no_grad():
-        carry = head.initial_carry(batch)
-        for seg in range(1, cfg.halt_max_steps + 1):
-            carry, _, metrics, o, all_halted = head(carry, batch)
-            if seg == 1:
-                out["eval.seg1.logits"] = o["logits"].clone()
-                out["eval.seg1.q_halt"] = o["q_halt_logits"].clone()
-                out["eval.seg1.q_continue"] = o["q_continue_logits"].clone()
-                out["eval.seg1.z_H"] = carry.inner_carry.z_H.clone()
-            assert bool(all_halted) == (seg == cfg.halt_max_steps)
-        check_margins(name + " eval seg3", o["logits"], o["q_halt_logits"], o["q_continue_logits"],
-                      carry.current_data["labels"], carry.steps, cfg.halt_max_steps, False)
-        out["eval.seg3.logits"] = o["logits"].clone()
-        out["eval.seg3.q_halt"] = o["q_halt_logits"].clone()
-        out["eval.seg3.q_continue"] = o["q_continue_logits"].clone()
-        out["eval.seg3.metrics"] = ref.metrics_vector(metrics)
+    def decide(what, o, carry, train):
+        check_margins("%s %s" % (name, what), o["logits"], o["q_halt_logits"], o["q_continue_logits"],
+                      carry.current_data["labels"], carry.steps, cfg.halt_max_steps, train)
 
-    # one train step from a fresh carry: gradients of total / global_batch
-    head.train()
-    carry = head.initial_carry(batch)
-    carry, total, metrics, o, _ = head(carry, batch)
-    (total / B).backward()
-    check_margins(name + " train", o["logits"], o["q_halt_logits"], o["q_continue_logits"],
-                  carry.current_data["labels"], carry.steps, cfg.halt_max_steps, True)
+    run_eval(head, batch, cfg, out, decide)
+    carry, train_metrics = run_train_step(head, batch, cfg, out, decide)
     assert 0 < int(carry.halted.sum()) < B, "%s: train step should halt some rows, not all" % name
-    train_metrics = ref.metrics_vector(metrics)
-    out["train.metrics"] = train_metrics
-    out["train.q_halt"] = o["q_halt_logits"].detach().clone()
-    out["train.q_continue"] = o["q_continue_logits"].detach().clone()
-    for n, p in head.named_parameters():
-        out["grad." + n] = p.grad.detach().clone()
-    out["grad.puzzle_emb.local"] = inner.puzzle_emb.local_weights.grad.detach().clone()
     check_finite_difference(head, batch, cfg, name)
-    for p in head.parameters():
-        p.grad = None
-    inner.puzzle_emb.local_weights.grad = None
+    clear_grads(head)
 
-    # trajectory: step 0 uses `batch`, later steps fresh batches; carry persists
+    # trajectory: step 0 uses `batch`, later steps fresh batches
     head.load_state_dict(init)
-    adam = ref.AdamATan2(head.parameters(), lr=OPTIM["lr"], betas=(OPTIM["beta1"], OPTIM["beta2"]),
-                         weight_decay=OPTIM["weight_decay"])
-    sgd = ref.SparseEmbSignSGD(inner.puzzle_emb, lr=OPTIM["puzzle_emb_lr"],
-                               weight_decay=OPTIM["puzzle_emb_weight_decay"])
     batches = [batch] + [random_batch(gen, cfg) for _ in range(TRAJ_STEPS - 1)]
-    head.train()
-    carry = head.initial_carry(batch)
-    traj_metrics, traj_halted = [], []
-    for step, bt in enumerate(batches):
-        carry, total, metrics, o, _ = head(carry, bt)
-        (total / B).backward()
-        check_margins("%s traj step %d" % (name, step), o["logits"], o["q_halt_logits"],
-                      o["q_continue_logits"], carry.current_data["labels"], carry.steps,
-                      cfg.halt_max_steps, True)
-        sgd.step()
-        adam.step()
-        sgd.zero_grad()
-        adam.zero_grad()
-        traj_metrics.append(ref.metrics_vector(metrics))
-        traj_halted.append(carry.halted.to(torch.int32))
+    traj_metrics, halted = run_trajectory(head, batches, cfg, out, decide)
     assert torch.equal(traj_metrics[0], train_metrics), "trajectory step 0 must equal the train step"
-    halted = torch.stack(traj_halted)
     assert 0 < int(halted.sum()) < halted.numel(), "%s: trajectory halting should be mixed" % name
     out["traj.inputs"] = torch.stack([b["inputs"] for b in batches])
     out["traj.labels"] = torch.stack([b["labels"] for b in batches])
     out["traj.puzzle_identifiers"] = torch.stack([b["puzzle_identifiers"] for b in batches])
-    out["traj.metrics"] = torch.stack(traj_metrics)
-    out["traj.halted"] = halted
-    final = named_tensors(head)
-    for n, _ in head.named_parameters():
-        out["final." + n] = final[n]
-    out["final.model.inner.puzzle_emb.weights"] = final["model.inner.puzzle_emb.weights"]
 
     meta = {
         "version": FORMAT_VERSION,
-        "config": cfg.to_dict(),
+        "config": spec_config(cfg),
         "B": B,
         "global_batch": B,
         "optim": dict(OPTIM),
