@@ -278,18 +278,19 @@ static void test_attention_lengths(void) {
 /* The bf16 head (with bf16 GEMMs set): its probabilities against softmax(scale · bf16(q)·bf16(k)ᵀ)
  * and its output against bf16(P)·bf16(v), both in double from the same rounded operands (P
  * rounded from the kernel's own fp32 probabilities, so only the fp32 sums differ); lengths
- * around the 16/32-wide blocks and the 4-row groups, head sizes 32 and 64. Skipped where the CPU
+ * around the 16/32-wide blocks, the 4-row groups and the 96-key groups up to the limit, head
+ * sizes 32, 64 and 128. Skipped where the CPU
  * has no AVX-512 BF16 (the fp32 path then runs, checked above). */
 static double bf(float x) { return hrm_bf16_to_f32(hrm_f32_to_bf16(x)); }
 static void test_attention_bf16(void) {
-   static const int lengths[] = {1, 5, 16, 31, 33, 82};
-   static const int heads[] = {32, 64};
+   static const int lengths[] = {1, 5, 16, 31, 33, 82, 130, 256};  // 130, 256: two key groups
+   static const int heads[] = {32, 64, 128};
    if (!__builtin_cpu_supports("avx512bf16") || hrm_cpu_gemm_set_dtype(HRM_DTYPE_BF16) != 0) {
       printf("%-28s skipped: no AVX-512 BF16 or no bf16 GEMMs here\n", "attention forward bf16");
       return;
    }
    double worst_p = 0.0, worst_o = 0.0, rounding = 0.0;
-   for (size_t hn = 0; hn < 2; hn++)
+   for (size_t hn = 0; hn < sizeof heads / sizeof heads[0]; hn++)
       for (size_t n = 0; n < sizeof lengths / sizeof lengths[0]; n++) {
          const int T = lengths[n], B = 2, NH = 2, HD = heads[hn], D = NH * HD;
          float *qkv = fnew((int64_t)B * T * 3 * D), *out = fnew((int64_t)B * T * D);
@@ -329,7 +330,7 @@ static void test_attention_bf16(void) {
          free(qkv); free(out); free(att); free(s);
       }
    hrm_cpu_gemm_set_dtype(HRM_DTYPE_F32);
-   printf("%-28s worst gap %.2e (P), %.2e (out) over T = 1 ... 82; bf16 rounding itself %.2e\n",
+   printf("%-28s worst gap %.2e (P), %.2e (out) over T = 1 ... 256; bf16 rounding itself %.2e\n",
           "attention forward bf16", worst_p, worst_o, rounding);
    CHECK(worst_p < 1e-5);
    CHECK(worst_o < 1e-5);
