@@ -28,9 +28,10 @@
 -- with --bf16 the twin's forward_dtype bfloat16 (the reference's default) with attention through
 -- F.scaled_dot_product_attention. It reports the fastest of all, its BLAS configuration, which
 -- oneDNN kernel ran its bf16 linear layers (AMX or not), the ratio, the same for inference
--- (puzzles/s, 16 segments each), and for fp32 the ratio hrm would reach at 100% of the FMA peak
--- (the ceiling of any fp32 implementation on this machine); a PyTorch below a quarter of the
--- GEMM rate measured here is flagged as a likely handicapped baseline.
+-- (puzzles/s, 16 segments each), and the ratios hrm would reach at 100% of the machine's FMA (or
+-- bf16) peak, the ceiling of any implementation on this machine, and at 100% of the GEMM
+-- library's rate on the step's shapes; a PyTorch below a quarter of the GEMM rate measured here
+-- is flagged as a likely handicapped baseline.
 --
 -- --dist: data-parallel training throughput, 2 ranks x 1 thread (mpirun) against 1 rank x 2
 -- threads on the same global batch, the time of the gradient exchange per step and its share, and
@@ -287,10 +288,12 @@ local function bench(name, spec)
          if best_infer then
             print(string.format("                  %.2fx faster in inference (puzzles/s)", infer_ps / best_infer.ps))
          end
-         if not opts.bf16 then
-            local ideal_s = total_flops / (fma_peak * 1e9) -- the step at 100% of the FMA peak
-            print(string.format("ceiling           %.2fx: hrm at 100%% of the FMA peak (%.3f s/step)",
-                                best.step_s / ideal_s, ideal_s))
+         local top = opts.bf16 and bf16_peak or fma_peak
+         if top > 0 then
+            local ideal_s = total_flops / (top * 1e9) -- the step at 100% of the machine's peak
+            print(string.format("ceiling           %.2fx: hrm at 100%% of the %s peak (%.3f s/step); %.2fx at 100%% of " ..
+                                "the GEMM library's rate", best.step_s / ideal_s, opts.bf16 and "bf16" or "FMA", ideal_s,
+                                best.step_s / (total_flops / (peak * 1e9))))
          end
          if best.gflops < 0.25 * peak then
             print(string.format("note              PyTorch reaches %.0f%% of the GEMM rate measured here: its BLAS " ..
