@@ -65,6 +65,21 @@ def write_safetensors(path, tensors):
     os.replace(path + ".tmp", path)
 
 
+def write_fixture(outdir, stem, tensors, meta):
+    """outdir/stem.safetensors and outdir/stem.json, the tensors read back and compared; returns
+    the safetensors path."""
+    st_path = os.path.join(outdir, stem + ".safetensors")
+    write_safetensors(st_path, tensors)
+    with open(os.path.join(outdir, stem + ".json"), "w") as f:
+        json.dump(meta, f, indent=2)
+        f.write("\n")
+    back = read_safetensors(st_path)
+    assert sorted(back) == sorted(tensors)
+    for k, v in tensors.items():
+        assert torch.equal(back[k], v.detach()), "round trip " + k
+    return st_path
+
+
 def read_safetensors(path):
     with open(path, "rb") as f:
         raw = f.read()
@@ -344,16 +359,7 @@ def make_fixture(name, spec, outdir):
                     "intermediate_size": cfg.intermediate_size, "head_dim": cfg.head_dim},
         "seed": spec["seed"],
     }
-    st_path = os.path.join(outdir, name + ".safetensors")
-    write_safetensors(st_path, out)
-    with open(os.path.join(outdir, name + ".json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-
-    back = read_safetensors(st_path)
-    assert sorted(back) == sorted(out)
-    for k, v in out.items():
-        assert torch.equal(back[k], v.detach()), "round trip " + k
+    st_path = write_fixture(outdir, name, out, meta)
     print("%s: %d tensors, %d bytes -> %s" % (name, len(out), os.path.getsize(st_path), st_path))
     print("  eval.seg3.metrics %s" % out["eval.seg3.metrics"].tolist())
     print("  train.metrics     %s" % train_metrics.tolist())

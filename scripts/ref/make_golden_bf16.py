@@ -94,16 +94,7 @@ def make_fixture(stem, golden):
         "E": errs,
         "margins": decisions,
     }
-    st_path = os.path.join(golden, stem + "_bf16.safetensors")
-    mg.write_safetensors(st_path, out)
-    with open(os.path.join(golden, stem + "_bf16.json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-
-    back = mg.read_safetensors(st_path)
-    assert sorted(back) == sorted(out)
-    for k, v in out.items():
-        assert torch.equal(back[k], v), "round trip " + k
+    st_path = mg.write_fixture(golden, stem + "_bf16", out, meta)
     flips = (out["traj.halted"] != fx["traj.halted"]).sum().item()
     print("%s_bf16: %d tensors, %d bytes -> %s" % (stem, len(out), os.path.getsize(st_path), st_path))
     print("  E: logits seg1 %.2e, last %.2e; grads max %.2e; final weights max %.2e" % (

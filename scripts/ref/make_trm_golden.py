@@ -12,7 +12,6 @@ Usage: /usr/bin/python3 scripts/ref/make_trm_golden.py [--out spec/golden] [--on
 
 import argparse
 import copy
-import json
 import os
 import sys
 
@@ -283,15 +282,7 @@ def make_fixture(name, spec, outdir):
                     "head_dim": cfg.head_dim},
         "seed": spec["seed"],
     }
-    st_path = os.path.join(outdir, name + ".safetensors")
-    mg.write_safetensors(st_path, out)
-    with open(os.path.join(outdir, name + ".json"), "w") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    back = mg.read_safetensors(st_path)
-    assert sorted(back) == sorted(out)
-    for k, v in out.items():
-        assert torch.equal(back[k], v.detach()), "round trip " + k
+    st_path = mg.write_fixture(outdir, name, out, meta)
     print("%s: %d tensors, %d bytes -> %s" % (name, len(out), os.path.getsize(st_path), st_path))
     print("  train.metrics     %s" % train_metrics.tolist())
     print("  traj.halted       %s" % halted.tolist())

@@ -235,6 +235,24 @@ static void test_attention(void) {
    free(c.out); free(c.att); free(c.qkv); free(c.pw); free(dout); free(dqkv); free(datt);
 }
 
+static double exact(float x) { return x; }
+static double bf(float x) { return hrm_bf16_to_f32(hrm_f32_to_bf16(x)); }
+
+/* p (T) = softmax over j of q_i · k_j / √HD in double, for query row i of one head: x holds the
+ * head's rows (stride 3D), q at x[·] and k at x[D + ·]; every operand through r (exact or bf). */
+static void ref_probs(double *p, const float *x, int i, int T, int D, int HD, double (*r)(float)) {
+   double mx = -1e300, sum = 0.0;
+   for (int j = 0; j < T; j++) {
+      double acc = 0.0;
+      for (int d = 0; d < HD; d++)
+         acc += r(x[(int64_t)i * 3 * D + d]) * r(x[(int64_t)j * 3 * D + D + d]);
+      p[j] = acc / sqrt((double)HD);
+      if (p[j] > mx) mx = p[j];
+   }
+   for (int j = 0; j < T; j++) sum += (p[j] = exp(p[j] - mx));
+   for (int j = 0; j < T; j++) p[j] /= sum;
+}
+
 /* Every output and probability of the forward against a double reference, over sequence
  * lengths around the 16-wide vectors and the 4-row groups of the softmax (T < 16, = 16, one past,
  * several vectors plus a tail, the Sudoku length). */
@@ -251,21 +269,12 @@ static void test_attention_lengths(void) {
       hrm_cpu_attention_forward(out, att, qkv, B, T, NH, HD);
       for (int h = 0; h < NH; h++)
          for (int i = 0; i < T; i++) {
-            double mx = -1e300, sum = 0.0;
-            for (int j = 0; j < T; j++) {
-               double acc = 0.0;
-               for (int d = 0; d < HD; d++)
-                  acc += (double)qkv[(int64_t)i * 3 * D + h * HD + d] *
-                         qkv[(int64_t)j * 3 * D + D + h * HD + d];
-               s[j] = acc / sqrt((double)HD);
-               if (s[j] > mx) mx = s[j];
-            }
-            for (int j = 0; j < T; j++) sum += (s[j] = exp(s[j] - mx));
+            ref_probs(s, qkv + h * HD, i, T, D, HD, exact);
             for (int j = 0; j < T; j++)
-               worst = fmax(worst, fabs(att[((int64_t)h * T + i) * T + j] - s[j] / sum));
+               worst = fmax(worst, fabs(att[((int64_t)h * T + i) * T + j] - s[j]));
             for (int d = 0; d < HD; d++) {
                double o = 0.0;
-               for (int j = 0; j < T; j++) o += s[j] / sum * qkv[(int64_t)j * 3 * D + 2 * D + h * HD + d];
+               for (int j = 0; j < T; j++) o += s[j] * qkv[(int64_t)j * 3 * D + 2 * D + h * HD + d];
                worst = fmax(worst, fabs(out[(int64_t)i * D + h * HD + d] - o));
             }
          }
@@ -281,7 +290,6 @@ static void test_attention_lengths(void) {
  * around the 16/32-wide blocks, the 4-row groups and the 96-key groups up to the limit, head
  * sizes 32, 64 and 128. Skipped where the CPU
  * has no AVX-512 BF16 (the fp32 path then runs, checked above). */
-static double bf(float x) { return hrm_bf16_to_f32(hrm_f32_to_bf16(x)); }
 static void test_attention_bf16(void) {
    static const int lengths[] = {1, 5, 16, 31, 33, 82, 130, 256};  // 130, 256: two key groups
    static const int heads[] = {32, 64, 128};
@@ -303,23 +311,15 @@ static void test_attention_bf16(void) {
                const float *x = qkv + (int64_t)b * T * 3 * D + h * HD;
                const float *a = att + ((int64_t)b * NH + h) * T * T;
                for (int i = 0; i < T; i++) {
-                  double mx = -1e300, sum = 0.0;
-                  for (int j = 0; j < T; j++) {
-                     double acc = 0.0;
-                     for (int d = 0; d < HD; d++)
-                        acc += bf(x[(int64_t)i * 3 * D + d]) * bf(x[(int64_t)j * 3 * D + D + d]);
-                     s[j] = acc / sqrt((double)HD);
-                     if (s[j] > mx) mx = s[j];
-                  }
-                  for (int j = 0; j < T; j++) sum += (s[j] = exp(s[j] - mx));
+                  ref_probs(s, x, i, T, D, HD, bf);
                   for (int j = 0; j < T; j++)
-                     worst_p = fmax(worst_p, fabs(a[(int64_t)i * T + j] - s[j] / sum));
+                     worst_p = fmax(worst_p, fabs(a[(int64_t)i * T + j] - s[j]));
                   for (int d = 0; d < HD; d++) {
                      double o = 0.0, o_exact = 0.0;
                      for (int j = 0; j < T; j++) {
                         const double v = x[(int64_t)j * 3 * D + 2 * D + d];
                         o += bf(a[(int64_t)i * T + j]) * bf((float)v);
-                        o_exact += s[j] / sum * v;
+                        o_exact += s[j] * v;
                      }
                      const float got = out[((int64_t)b * T + i) * D + h * HD + d];
                      worst_o = fmax(worst_o, fabs(got - o));
