@@ -189,13 +189,13 @@ function M.save(path, state)
          error("checkpoint.save: state.carry must be a carry or a list of carries", 2)
       end
       meta.carries = fs.array()
+      local bf16 = model:config().forward_dtype == "bfloat16"
+      if bf16 then meta.hrm_checkpoint = M.META_VERSION_BF16_CARRY end
       for k, c in ipairs(carries) do
          if getmetatable(c) ~= Model.Carry or c.model ~= model then
             error(string.format("checkpoint.save: carry %d is not a carry of state.model", k), 2)
          end
          meta.carries[k] = { B = c.B }
-         local bf16 = model:config().forward_dtype == "bfloat16"
-         if bf16 then meta.hrm_checkpoint = M.META_VERSION_BF16_CARRY end
          for _, f in ipairs(c:tensor_names()) do
             names[#names + 1] = string.format("carry.%d.%s", k, f)
             local t = c:tensor(f)

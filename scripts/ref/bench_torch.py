@@ -5,9 +5,9 @@ gradient calls, heads), the target-Q forward, the losses, the backward and the u
 (AdamATan2 as hrm_ref.AdamATan2, plus sign-SGD on the puzzle rows). fp32 by default; --bf16
 runs the twin with forward_dtype bfloat16, as the reference runs by default (parameters cast to
 bf16 per call, bf16 activations and carry), with attention through
-F.scaled_dot_product_attention (the reference's FlashAttention is GPU-only). --compile wraps the
-model in torch.compile(dynamic=False) as the reference's trainer does (compile time is excluded:
-the first steps are warm-up); --modes eager,compiled tries both. FLOPs are counted
+F.scaled_dot_product_attention (the reference's FlashAttention is GPU-only). --modes compiled (the
+default) wraps the model in torch.compile(dynamic=False) as the reference's trainer does (compile
+time is excluded: the first steps are warm-up); --modes eager,compiled tries both. FLOPs are counted
 with the same formula as bench.lua, so the GFLOP/s of both are comparable. PyTorch's version,
 thread counts and BLAS/oneDNN configuration (build settings and the BLAS library actually
 loaded) are printed so a handicapped baseline is visible. "N threads" means N in PyTorch's
