@@ -11,7 +11,7 @@
  * bf16 casts its whole parameter block once (hrm_cpu_gemm_weights_bf16); an operand inside that
  * block is then read from the cast copy instead of being rounded again on every call, and a weight
  * operand (B) from a copy in the blocked layout the primitive chose, reordered once per step, so
- * that the kernels skip their per-call packing of B (9-18% on hrm_v1's forward GEMMs).
+ * that the kernels skip their per-call packing of B.
  *
  * Signals are held during every library call (see hold_signals): oneDNN 2.x's generated f32
  * GEMM kernels run with the stack pointer inside a heap workspace, so a signal frame pushed
