@@ -228,6 +228,9 @@ def main():
     best = None
     what = "inference segment" if a.infer else "step"
     for mode in a.modes.split(","):
+        if mode == "compiled" and not hasattr(torch, "compile"):
+            print("== compiled mode skipped: torch %s has no torch.compile" % torch.__version__)
+            continue
         for n in [int(x) for x in a.threads.split(",")]:
             dt = bench(c, B, n, steps, mode == "compiled", a.infer)
             blas_threads = ",".join(map(str, set_blas_threads(n))) or "-"
@@ -239,6 +242,8 @@ def main():
                   flush=True)
             if best is None or dt < best[0]:
                 best = (dt, n, mode)
+    if best is None:
+        sys.exit("bench_torch.py: no mode ran (--modes %s)" % a.modes)
     dt, n, mode = best
     print("RESULT step_s=%.6f threads=%d mode=%s samples_s=%.3f gflops=%.3f torch=%s dtype=%s "
           "isa=%s amx=%s" % (dt, n, mode, B / dt, 0 if a.infer else flops / dt / 1e9,
