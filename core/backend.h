@@ -222,6 +222,14 @@ typedef struct hrm_backend {
    void (*rope_attention_backward)(float *dqkv, float *datt, const float *dout,
                                    const float *qkv, const float *att, const float *cos_t,
                                    const float *sin_t, int B, int T, int NH, int HD);
+   /* The untaped forward of rope_attention_forward (cos_t NULL: no RoPE): the same output, the
+    * probabilities not kept (NULL: untaped calls pass rope_attention_forward a scratch att). */
+   void (*attention_infer)(float *out, float *qkv, const float *cos_t, const float *sin_t, int B,
+                           int T, int NH, int HD);
+   /* A bf16 model's tape keeps its activations in bf16 (NULL: in fp32): dst (n) = the bf16 bits
+    * of src (n), nearest even; and back, exactly. */
+   void (*pack_bf16)(uint16_t *dst, const float *src, int64_t n);
+   void (*widen_bf16)(float *dst, const uint16_t *src, int64_t n);
 } hrm_backend;
 
 #ifdef __cplusplus

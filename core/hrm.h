@@ -360,6 +360,9 @@ int hrm_tape_new(hrm_tape **out, hrm_params *p);
 void hrm_tape_free(hrm_tape *t);
 int hrm_tape_reset(hrm_tape *t);                /* forget every call; memory is kept */
 int32_t hrm_tape_calls(const hrm_tape *t);
+/* Bytes of the tape's arena that the calls since the last reset hold: saved activations, input
+ * copies, outputs and (after backward) gradients. */
+int64_t hrm_tape_bytes(const hrm_tape *t);
 /* [OUT] out: a new view of the call's output (freed by the caller; the data is the tape's). */
 int hrm_tape_call(hrm_tensor **out, hrm_tape *t, hrm_module *m, int32_t n,
                   const hrm_tensor *const *inputs);

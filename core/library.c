@@ -59,6 +59,7 @@ int hrm_params_set_precision(hrm_params *p, int32_t dtype) {
              "set_precision: dtype must be f32 or bf16, got %s",
              hrm_dtype_name(dtype) ? hrm_dtype_name(dtype) : "unknown-dtype");
    hrm_cpu_gemm_weights_bf16(NULL, 0);
+   p->precision = HRM_DTYPE_F32;
    if (dtype == HRM_DTYPE_F32) return hrm_set_gemm_dtype(HRM_DTYPE_F32);
    HRM_CHECK(p->device == HRM_DEVICE_CPU, HRM_ERR_ARG,
              "forward_dtype bfloat16 runs on the CPU only; this model is on CUDA\n"
@@ -69,6 +70,7 @@ int hrm_params_set_precision(hrm_params *p, int32_t dtype) {
    HRM_CHECK(hrm_cpu_gemm_weights_bf16(p->params->data, p->num_params) == 0, HRM_ERR_MEMORY,
              "set_precision: out of memory for the bf16 cast of %lld parameters",
              (long long)p->num_params);
+   p->precision = HRM_DTYPE_BF16;
    return HRM_OK;
 }
 

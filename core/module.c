@@ -9,6 +9,7 @@
  * also counts it when the base pointer is NULL).
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,23 +428,72 @@ static float *take(float *base, size_t *off, size_t n) {
    return p;
 }
 
-static void take_acts(float *base, size_t *off, hrm_block_acts *r, const hrm_module *m, size_t B) {
+/* The fields of a block record in layout order. In a bf16 tape every field but the norms' rstd
+ * holds bf16 values (two to a float slot). */
+enum { F_QKV, F_ATT, F_ATTY, F_TX, F_TGU, F_TACT, F_TNORM, F_TRSTD, F_H1, F_RSTD1, F_GU, F_ACT,
+       F_H2, F_RSTD2, NFIELDS };
+static const size_t field_at[NFIELDS] = {
+   offsetof(hrm_block_acts, qkv),   offsetof(hrm_block_acts, att),  offsetof(hrm_block_acts, atty),
+   offsetof(hrm_block_acts, tx),    offsetof(hrm_block_acts, tgu),  offsetof(hrm_block_acts, tact),
+   offsetof(hrm_block_acts, tnorm), offsetof(hrm_block_acts, trstd), offsetof(hrm_block_acts, h1),
+   offsetof(hrm_block_acts, rstd1), offsetof(hrm_block_acts, gu),   offsetof(hrm_block_acts, act),
+   offsetof(hrm_block_acts, h2),    offsetof(hrm_block_acts, rstd2)};
+
+static float **field(hrm_block_acts *r, int f) { return (float **)((char *)r + field_at[f]); }
+static int is_rstd(int f) { return f == F_TRSTD || f == F_RSTD1 || f == F_RSTD2; }
+
+/* n (NFIELDS) = the elements of each field of a block's record at batch B (probs 0: an untaped
+ * call's record, whose attention keeps no probabilities). */
+static void act_sizes(size_t *n, const hrm_module *m, size_t B, int probs) {
    const size_t D = (size_t)m->bc.hidden_size, I = (size_t)m->I, T = (size_t)m->bc.tokens;
    const size_t A = (size_t)m->A, BT = B * T, IT = (size_t)m->IT, tok = m->bc.mlp_t ? 1 : 0;
-   r->qkv = take(base, off, BT * 3 * A);
-   r->att = take(base, off, tok ? 0 : B * (size_t)m->bc.num_heads * T * T);
-   r->atty = take(base, off, BT * A);
-   r->tx = take(base, off, tok * BT * D);
-   r->tgu = take(base, off, B * D * 2 * IT);
-   r->tact = take(base, off, B * D * IT);
-   r->tnorm = take(base, off, tok * BT * D);
-   r->trstd = take(base, off, tok * B * D);
-   r->h1 = take(base, off, BT * D);
-   r->rstd1 = take(base, off, BT);
-   r->gu = take(base, off, BT * 2 * I);
-   r->act = take(base, off, BT * I);
-   r->h2 = take(base, off, BT * D);
-   r->rstd2 = take(base, off, BT);
+   n[F_QKV] = BT * 3 * A;
+   n[F_ATT] = tok || !probs ? 0 : B * (size_t)m->bc.num_heads * T * T;
+   n[F_ATTY] = BT * A;
+   n[F_TX] = tok * BT * D;
+   n[F_TGU] = B * D * 2 * IT;
+   n[F_TACT] = B * D * IT;
+   n[F_TNORM] = tok * BT * D;
+   n[F_TRSTD] = tok * B * D;
+   n[F_H1] = BT * D;
+   n[F_RSTD1] = BT;
+   n[F_GU] = BT * 2 * I;
+   n[F_ACT] = BT * I;
+   n[F_H2] = BT * D;
+   n[F_RSTD2] = BT;
+}
+
+/* A record at base + *off (half: the bf16 layout; probs 0: att NULL, for an untaped call). */
+static void take_acts(float *base, size_t *off, hrm_block_acts *r, const hrm_module *m, size_t B,
+                      int half, int probs) {
+   size_t n[NFIELDS];
+   act_sizes(n, m, B, probs);
+   for (int f = 0; f < NFIELDS; f++)
+      *field(r, f) = take(base, off, half && !is_rstd(f) ? (n[f] + 1) / 2 : n[f]);
+   if (!probs) r->att = NULL;
+}
+
+/* Whether an untaped call's attention keeps its probabilities (where the backend has no
+ * attention_infer). */
+static int untaped_probs(const hrm_module *m) { return m->store->be->attention_infer == NULL; }
+
+/* dst (a bf16 record) = src (an fp32 record), or back with `widen`; n from act_sizes. */
+static void convert_acts(const hrm_backend *be, hrm_block_acts *dst, hrm_block_acts *src,
+                         const size_t *n, int widen) {
+   for (int f = 0; f < NFIELDS; f++) {
+      if (n[f] == 0) continue;
+      float *d = *field(dst, f), *s = *field(src, f);
+      if (is_rstd(f)) be->copy(d, s, sizeof(float) * n[f]);
+      else if (widen) be->widen_bf16(d, (const uint16_t *)s, (int64_t)n[f]);
+      else be->pack_bf16((uint16_t *)d, s, (int64_t)n[f]);
+   }
+}
+
+/* A bf16 model's taped calls keep their activations in bf16, where the backend can (half the
+ * tape); the forward still runs on fp32 buffers, the backward on the widened values. */
+static int saved_half(const hrm_module *m) {
+   const hrm_params *p = m->store;
+   return p->precision == HRM_DTYPE_BF16 && p->be->pack_bf16 && p->be->widen_bf16;
 }
 
 static int64_t rows_of(const hrm_tensor *t) { return t->numel / t->shape[t->ndim - 1]; }
@@ -454,6 +504,7 @@ typedef struct saved_layout {
    hrm_block_acts *acts;   // blocks: one record each (in `acts_buf`)
    float *out;             // the output
    float *prefix;          // input embedding: (B, E) puzzle rows
+   int half;               // blocks: in0 and the records in bf16, out an fp32 copy
 } saved_layout;
 
 /* Lays out (or with base NULL counts) the saved block of a call. acts has room for nblocks. */
@@ -468,13 +519,16 @@ static size_t layout_saved(float *base, saved_layout *s, hrm_block_acts *acts,
    case HRM_MODULE_BLOCK:
    case HRM_MODULE_REASONING: {
       const size_t B = (size_t)in[0]->shape[0];
+      const size_t BTD = B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size;
+      s->half = saved_half(m);
       if (m->kind == HRM_MODULE_REASONING)
-         s->in0 = take(base, &off, B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size);
+         s->in0 = take(base, &off, s->half ? (BTD + 1) / 2 : BTD);
       const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
       hrm_block_acts dummy;
-      for (int32_t i = 0; i < nb; i++) take_acts(base, &off, acts ? &acts[i] : &dummy, m, B);
+      for (int32_t i = 0; i < nb; i++)
+         take_acts(base, &off, acts ? &acts[i] : &dummy, m, B, s->half, 1);
       s->acts = acts;
-      s->out = acts ? acts[nb - 1].h2 : NULL;
+      s->out = s->half ? take(base, &off, BTD) : acts ? acts[nb - 1].h2 : NULL;
       return off;
    }
    case HRM_MODULE_INPUT_EMBEDDING:
@@ -543,7 +597,9 @@ static void attention_sublayer_forward(const hrm_module *m, hrm_block_acts *r, f
    const int64_t N = (int64_t)B * T;
    const float eps = (float)m->bc.rms_norm_eps;
    be->linear_forward(r->qkv, in, hrm_params_value_ptr(p, m->qkv), NULL, N, D, 3 * A);
-   if (m->rope_cos && be->rope_attention_forward) {
+   if (!r->att) { /* an untaped call: no probabilities kept */
+      be->attention_infer(r->atty, r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
+   } else if (m->rope_cos && be->rope_attention_forward) {
       be->rope_attention_forward(r->atty, r->att, r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
    } else {
       if (m->rope_cos) be->rope_forward(r->qkv, m->rope_cos, m->rope_sin, B, T, NH, HD);
@@ -646,8 +702,11 @@ static void linear_forward(const hrm_module *m, float *out, float *full, const h
                  (int64_t)sizeof(float) * T * O, B, window);
 }
 
-/* Scratch floats an untaped call or a backward needs. */
-static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, int backward) {
+/* What a call's scratch serves. */
+enum { FOR_UNTAPED, FOR_TAPED, FOR_BACKWARD };
+
+/* Scratch floats a call or a backward needs. */
+static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, int use) {
    switch (m->kind) {
    case HRM_MODULE_BLOCK:
    case HRM_MODULE_REASONING: {
@@ -655,7 +714,7 @@ static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, i
       const size_t D = (size_t)m->bc.hidden_size, I = (size_t)m->I, BT = B * T;
       const size_t A = (size_t)m->A, W = A > D ? A : D;
       size_t off = 0;
-      if (backward) {
+      if (use == FOR_BACKWARD) {
          const size_t tok = m->bc.mlp_t ? 1 : 0, IT = (size_t)m->IT;
          take(NULL, &off, BT * W);                             // dh
          take(NULL, &off, BT * W);                             // dh2
@@ -667,10 +726,16 @@ static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, i
          take(NULL, &off, tok * BT * D);                       // dS
          take(NULL, &off, B * D * 2 * IT);                     // dtgu
          take(NULL, &off, B * D * IT);                         // dtact
+         if (saved_half(m)) { /* a bf16 tape's record and block input, widened */
+            hrm_block_acts r;
+            take_acts(NULL, &off, &r, m, B, 0, 1);
+            take(NULL, &off, BT * D);
+         }
       } else {
-         hrm_block_acts r;
          take(NULL, &off, BT * D);                             // tmp
-         take_acts(NULL, &off, &r, m, B);                      // one shared record
+         hrm_block_acts r;                                     // one shared record, if any
+         if (use == FOR_UNTAPED) take_acts(NULL, &off, &r, m, B, 0, untaped_probs(m));
+         else if (saved_half(m)) take_acts(NULL, &off, &r, m, B, 0, 1);
       }
       return off;
    }
@@ -699,7 +764,7 @@ int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
              "%s '%s': out is the output of a call on a tape, which its backward still needs "
              "---> HINT: write into another tensor, or make this call through the tape",
              kind_name(m->kind), m->name);
-   float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, 0));
+   float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, FOR_UNTAPED));
    if (!scratch) return HRM_ERR_MEMORY;
    switch (m->kind) {
    case HRM_MODULE_BLOCK:
@@ -709,7 +774,7 @@ int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
       const size_t BTD = (size_t)B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size;
       float *tmp = take(scratch, &off, BTD);
       hrm_block_acts r;
-      take_acts(scratch, &off, &r, m, (size_t)B);
+      take_acts(scratch, &off, &r, m, (size_t)B, 0, untaped_probs(m));
       const float *x = F32(in[0]);
       if (m->kind == HRM_MODULE_REASONING) {
          sum_inputs(m->store->be, r.h2, n, in);  // hidden_states + input_injection
@@ -722,6 +787,33 @@ int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
    case HRM_MODULE_LINEAR: linear_forward(m, F32(out), scratch, in[0]); return HRM_OK;
    default: embed_forward(m, F32(out), scratch, n, in); return HRM_OK;
    }
+}
+
+/* The taped forward into a bf16 saved block: the blocks run on one fp32 record in scratch (as
+ * an untaped call), each block's record is then packed into its bf16 record. */
+static void blocks_forward_half(const hrm_module *m, const saved_layout *s, float *scratch,
+                                int32_t n, const hrm_tensor *const *in) {
+   const hrm_backend *be = m->store->be;
+   const int B = (int)in[0]->shape[0];
+   const size_t BTD = (size_t)B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size;
+   size_t off = 0, sizes[NFIELDS];
+   float *tmp = take(scratch, &off, BTD);
+   hrm_block_acts r;
+   take_acts(scratch, &off, &r, m, (size_t)B, 0, 1);
+   act_sizes(sizes, m, (size_t)B, 1);
+   const float *x = F32(in[0]);
+   if (m->kind == HRM_MODULE_REASONING) {
+      sum_inputs(be, r.h2, n, in);
+      be->pack_bf16((uint16_t *)s->in0, r.h2, (int64_t)BTD);
+      x = r.h2;
+   }
+   const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
+   for (int32_t i = 0; i < nb; i++) {
+      block_forward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], &r, tmp, x, B);
+      convert_acts(be, &s->acts[i], &r, sizes, 0);
+      x = r.h2;
+   }
+   be->copy(s->out, r.h2, sizeof(float) * BTD);
 }
 
 int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *in, float *saved,
@@ -737,7 +829,7 @@ int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *
    }
    saved_layout s;
    layout_saved(saved, &s, acts, m, in, shape, ndim);
-   float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, 0));
+   float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, FOR_TAPED));
    if (!scratch) {
       if (acts != stack_acts) free(acts);
       return HRM_ERR_MEMORY;
@@ -747,6 +839,10 @@ int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *
    case HRM_MODULE_REASONING: {
       const int B = (int)in[0]->shape[0];
       const float *x = F32(in[0]);
+      if (s.half) {
+         blocks_forward_half(m, &s, scratch, n, in);
+         break;
+      }
       if (m->kind == HRM_MODULE_REASONING) {
          sum_inputs(m->store->be, s.in0, n, in);
          x = s.in0;
@@ -823,7 +919,7 @@ static int blocks_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in
                            const int *accumulate) {
    const int B = (int)in[0]->shape[0];
    const int64_t BTD = (int64_t)B * m->bc.tokens * m->bc.hidden_size;
-   float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, 1));
+   float *scratch = hrm_params_scratch(m->store, scratch_floats(m, in, FOR_BACKWARD));
    if (!scratch) return HRM_ERR_MEMORY;
    back_scratch w;
    size_t off = 0;
@@ -841,21 +937,38 @@ static int blocks_backward(hrm_module *m, int32_t n, const hrm_tensor *const *in
    w.dS = take(scratch, &off, tok * BT * D);
    w.dtgu = take(scratch, &off, (size_t)B * D * 2 * IT);
    w.dtact = take(scratch, &off, (size_t)B * D * IT);
+   hrm_block_acts wide;  // a bf16 tape's record of the block in hand, widened
+   float *xwide = NULL;  // (B, T, D) and its input
+   size_t sizes[NFIELDS];
+   if (s->half) {
+      take_acts(scratch, &off, &wide, m, (size_t)B, 0, 1);
+      xwide = take(scratch, &off, BT * D);
+      act_sizes(sizes, m, (size_t)B, 1);
+   }
+   const hrm_backend *be = m->store->be;
    float *cur = w.dh, *other = w.dh2;
-   m->store->be->copy(cur, dout, sizeof(float) * (size_t)BTD);  // the caller's gradient stays intact
+   be->copy(cur, dout, sizeof(float) * (size_t)BTD);  // the caller's gradient stays intact
    const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
    const float *x0 = m->kind == HRM_MODULE_REASONING ? s->in0 : F32(in[0]);
    for (int32_t i = nb - 1; i >= 0; i--) {
       const float *x = i == 0 ? x0 : s->acts[i - 1].h2;
-      block_backward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], &s->acts[i], x, cur, other,
-                     &w, B);
+      hrm_block_acts *r = &s->acts[i];
+      if (s->half) {
+         convert_acts(be, &wide, r, sizes, 1);
+         r = &wide;
+         if (x != F32(in[0])) { /* a block's input from the bf16 tape, not the call's own */
+            be->widen_bf16(xwide, (const uint16_t *)x, BTD);
+            x = xwide;
+         }
+      }
+      block_backward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], r, x, cur, other, &w, B);
       float *t = cur;
       cur = other;
       other = t;
    }
    /* the sum's gradient reaches every input as it is */
    for (int32_t i = 0; i < n; i++)
-      if (dins[i]) deliver(m->store->be, dins[i], cur, BTD, accumulate[i]);
+      if (dins[i]) deliver(be, dins[i], cur, BTD, accumulate[i]);
    return HRM_OK;
 }
 

@@ -49,6 +49,7 @@ typedef struct hrm_named {
 
 struct hrm_params {
    int32_t device, built, refs;
+   int32_t precision;          // HRM_DTYPE_F32, or BF16 while a bf16 model's calls run
    const hrm_backend *be;
    hrm_rng rng;
    int32_t count, cap;

@@ -24,6 +24,7 @@ int hrm_params_new(hrm_params **out, uint64_t seed, int32_t device) {
    hrm_params *p = calloc(1, sizeof *p);
    HRM_CHECK(p, HRM_ERR_MEMORY, "params_new: out of memory");
    p->device = device;
+   p->precision = HRM_DTYPE_F32;
    p->be = hrm_backend_for(device);
    p->refs = 1;
    p->sparse = -1;

@@ -36,6 +36,7 @@ typedef struct tape_rec {
    hrm_tensor in[MAX_INPUTS];     // inputs as called, data made stable where the backward reads it
    int32_t in_node[MAX_INPUTS];   // node of each input, -1 for constants
    float *saved;
+   int32_t precision;             // the store's precision at the call (its saved block's layout)
    int32_t out_node;
 } tape_rec;
 
@@ -105,6 +106,10 @@ void hrm_tape_free(hrm_tape *t) {
 }
 
 int32_t hrm_tape_calls(const hrm_tape *t) { return t ? t->nrecs : 0; }
+
+int64_t hrm_tape_bytes(const hrm_tape *t) {
+   return t ? (int64_t)(t->pass_floats * sizeof(float)) : 0;
+}
 
 /* ---- the arena ------------------------------------------------------------------------------ */
 
@@ -230,6 +235,7 @@ int hrm_tape_call(hrm_tensor **out, hrm_tape *t, hrm_module *m, int32_t n,
    float *y;
    HRM_TRY(hrm_module_forward_saved(m, n, stable, r->saved, &y));
    HRM_TRY(add_node(t, y, ndim, shape, &r->out_node));
+   r->precision = t->store->precision;
    r->m = m;
    m->refs++;
    t->nrecs++;
@@ -265,6 +271,11 @@ int hrm_tape_backward(hrm_tape *t, int32_t n, const hrm_tensor *const *outputs,
                 "tape_backward: gradient %d is on device %d, the model on %d", i + 1,
                 grads[i]->device, t->store->device);
    }
+   for (int32_t r = 0; r < t->nrecs; r++)
+      HRM_CHECK(t->recs[r].precision == t->store->precision, HRM_ERR_STATE,
+                "tape_backward: call %d was made in %s and the backward runs in %s ---> HINT: "
+                "run the backward in the forward's precision (inside the same model step)", r + 1,
+                hrm_dtype_name(t->recs[r].precision), hrm_dtype_name(t->store->precision));
    t->done = 1;
    for (int32_t i = 0; i < n; i++) {
       tape_node *node = &t->nodes[find_node(t, outputs[i])];

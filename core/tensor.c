@@ -41,23 +41,6 @@ int32_t hrm_dtype_from_name(const char *name) {
    return -1;
 }
 
-/* ---- bf16 ------------------------------------------------------------------------------------ */
-
-uint16_t hrm_f32_to_bf16(float f) {
-   uint32_t u;
-   memcpy(&u, &f, 4);
-   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
-   u += 0x7fffu + ((u >> 16) & 1u);                                           /* nearest even */
-   return (uint16_t)(u >> 16);
-}
-
-float hrm_bf16_to_f32(uint16_t h) {
-   uint32_t u = (uint32_t)h << 16;
-   float f;
-   memcpy(&f, &u, 4);
-   return f;
-}
-
 /* ---- construction ------------------------------------------------------------------------------ */
 
 static int check_shape(int32_t ndim, const int64_t *shape, int64_t *numel) {

@@ -26,6 +26,16 @@ static void rope_attention_backward(float *dqkv, float *datt, const float *dout,
    hrm_cuda_rope_backward(dqkv, cos_t, sin_t, B, T, NH, HD);
 }
 
+/* The untaped attention: the same kernels, the probabilities in the context's scratch instead of
+ * the caller's memory (the kernel forms them in device memory). */
+static void attention_infer(float *out, float *qkv, const float *cos_t, const float *sin_t, int B,
+                            int T, int NH, int HD) {
+   float *att = hrm_cuda_scratch(sizeof(float) * (size_t)B * (size_t)NH * (size_t)T * (size_t)T);
+   if (!att) return; /* recorded: the step's status check reports it */
+   if (cos_t) hrm_cuda_rope_forward(qkv, cos_t, sin_t, B, T, NH, HD);
+   hrm_cuda_attention_forward(out, att, qkv, B, T, NH, HD);
+}
+
 const hrm_backend hrm_cuda_backend = {
    .name = "cuda",
    .alloc = hrm_cuda_malloc,
@@ -80,4 +90,7 @@ const hrm_backend hrm_cuda_backend = {
    .add_rmsnorm_forward = add_rmsnorm_forward,
    .rope_attention_forward = rope_attention_forward,
    .rope_attention_backward = rope_attention_backward,
+   .attention_infer = attention_infer,
+   .pack_bf16 = hrm_cuda_f32_to_bf16_forward,
+   .widen_bf16 = hrm_cuda_bf16_to_f32_forward,
 };

@@ -40,6 +40,9 @@ int hrm_cuda_gemm_mode(void);
 
 int hrm_cuda_malloc(void **out, size_t bytes);   /* zeroed; bytes 0 gives a valid 256-byte block */
 void hrm_cuda_free(void *p);                     /* NULL is a no-op */
+/* The context's scratch of at least `bytes` (grown on demand once the stream drains, freed at
+ * shutdown); NULL with a recorded failure when it cannot be had. One user at a time. */
+void *hrm_cuda_scratch(size_t bytes);
 /* Copies bytes between any two of host (HRM_DEVICE_CPU) and device (HRM_DEVICE_CUDA) memory;
  * returns after the copy has completed when either side is host memory. */
 int hrm_cuda_memcpy(void *dst, int32_t dst_device, const void *src, int32_t src_device,
@@ -59,6 +62,8 @@ void hrm_cuda_gemm_bf16_forward(int trans_a, int trans_b, int64_t M, int64_t N, 
                                 int64_t ldb, float beta, float *C, int64_t ldc);
 /* out (n) bf16 bits = round-to-nearest-even of inp (n) */
 void hrm_cuda_f32_to_bf16_forward(uint16_t *out, const float *inp, int64_t n);
+/* out (n) = the bf16 bits inp (n) widened, exactly */
+void hrm_cuda_bf16_to_f32_forward(float *out, const uint16_t *inp, int64_t n);
 
 /* ---- the backend table's entries (the contracts of backend.h) -------------------------------- */
 

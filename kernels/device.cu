@@ -21,9 +21,11 @@ typedef struct hrm_cuda_context {
    cublasLtHandle_t lt;
    void *lt_ws;              // cuBLASLt workspace
    size_t lt_ws_bytes;
+   void *scratch;            // hrm_cuda_scratch's buffer
+   size_t scratch_bytes;
 } hrm_cuda_context;
 
-static hrm_cuda_context ctx = {0, HRM_CUDA_GEMM_BF16, 0, 0, 0, 0, 0};
+static hrm_cuda_context ctx = {0, HRM_CUDA_GEMM_BF16, 0, 0, 0, 0, 0, 0, 0};
 static int status_code = HRM_OK;
 static char status_msg[768];
 
@@ -85,6 +87,7 @@ static int parse_gemm_mode(const char *s, int fallback) {
 }
 
 extern "C" void hrm_cuda_shutdown(void) {
+   if (ctx.scratch) cudaFree(ctx.scratch);
    if (ctx.lt_ws) cudaFree(ctx.lt_ws);
    if (ctx.lt) cublasLtDestroy(ctx.lt);
    if (ctx.blas) cublasDestroy(ctx.blas);
@@ -138,6 +141,26 @@ cublasLtHandle_t hrm_cuda_lt(void) { return ctx.lt; }
 void *hrm_cuda_lt_workspace(size_t *bytes) {
    *bytes = ctx.lt_ws_bytes;
    return ctx.lt_ws;
+}
+
+extern "C" void *hrm_cuda_scratch(size_t bytes) {
+   if (!hrm_cuda_ready()) return NULL;
+   if (bytes <= ctx.scratch_bytes) return ctx.scratch;
+   if (ctx.scratch) { /* queued kernels may still read the old buffer */
+      cudaStreamSynchronize(ctx.stream);
+      cudaFree(ctx.scratch);
+      ctx.scratch = NULL;
+      ctx.scratch_bytes = 0;
+   }
+   const cudaError_t e = cudaMalloc(&ctx.scratch, bytes);
+   if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      ctx.scratch = NULL;
+      hrm_cuda_record(__FILE__, __LINE__, "cudaMalloc(scratch)", cudaGetErrorString(e));
+      return NULL;
+   }
+   ctx.scratch_bytes = bytes;
+   return ctx.scratch;
 }
 
 extern "C" void hrm_cuda_set_gemm_mode(int mode) {

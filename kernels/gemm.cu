@@ -97,6 +97,21 @@ extern "C" void hrm_cuda_f32_to_bf16_forward(uint16_t *out, const float *inp, in
    HRM_LAUNCHED();
 }
 
+static __global__ void bf16_to_f32_forward_kernel1(float *out, const __nv_bfloat16 *inp,
+                                                    int64_t n) {
+   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+        i += (int64_t)gridDim.x * blockDim.x)
+      out[i] = __bfloat162float(inp[i]);
+}
+
+extern "C" void hrm_cuda_bf16_to_f32_forward(float *out, const uint16_t *inp, int64_t n) {
+   if (n <= 0) return;
+   HRM_READY();
+   bf16_to_f32_forward_kernel1<<<hrm_blocks(n, 256), 256, 0, hrm_cuda_stream()>>>(
+      out, (const __nv_bfloat16 *)inp, n);
+   HRM_LAUNCHED();
+}
+
 /* ---- CastedLinear ----------------------------------------------------------------------------- */
 
 // out (N, OC) += bias (OC) broadcast over rows

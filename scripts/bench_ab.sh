@@ -28,6 +28,7 @@ print(f"config {meta['config']}, batch {meta['batch']}, threads {meta['threads']
 print(f"{'figure':14} {'A median':>10} {'A spread':>17} {'B median':>10} {'B spread':>17} {'B vs A':>8}")
 for k in A:
     ma, mb = statistics.median(A[k]), statistics.median(B[k])
+    if ma == 0: continue  # a figure not measured (bench_step.lua --no-infer)
     print(f"{k:14} {ma:10.4f} {min(A[k]):8.4f}..{max(A[k]):<8.4f} {mb:10.4f} {min(B[k]):8.4f}..{max(B[k]):<8.4f} {100*(mb/ma-1):+7.1f}%")
 print(f"A = {sys.argv[3]}, B = {sys.argv[4]}")
 PY

@@ -8,9 +8,12 @@
  * apply RoPE to the head's Q and K (and its transpose to dQ, dK) inside the same pass. In the
  * scalar reference mode (scalar.h) the softmax rows are the plain scalar twins. With bf16 GEMMs
  * (a bf16 model's step) the forward's two products take bf16 operands (attention_bf16.c), as
- * FlashAttention in the reference's bf16 forward; the backward stays fp32.
+ * FlashAttention in the reference's bf16 forward; the backward stays fp32. An untaped call
+ * (hrm_cpu_attention_infer) keeps no probabilities: each thread forms one head's in its own
+ * buffer (fp32) or four rows at a time (bf16).
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "../hrm.h"
 #include "fastmath.h"
@@ -95,12 +98,34 @@ static void softmax_row_backward(float *restrict dp, const float *restrict p, in
 
 static void softmax_rows_vector(float *a, int T, int rows) { softmax_rows(a, T, rows, 0); }
 
-/* One (b, h) pair: a (T, T) = softmax(scale · q kᵀ), o (T, HD) stride D = a · v. */
+/* A thread's (T, T) probabilities of an untaped call: grown on first use and kept, so that
+ * later calls allocate nothing; NULL when out of memory. */
+static float *thread_probs(int T) {
+   static _Thread_local float *buf;
+   static _Thread_local size_t cap;
+   const size_t n = (size_t)T * (size_t)T;
+   if (cap < n) {
+      float *p = realloc(buf, sizeof(float) * n);
+      if (!p) return NULL;
+      buf = p;
+      cap = n;
+   }
+   return buf;
+}
+
+/* One (b, h) pair: a (T, T) = softmax(scale · q kᵀ), o (T, HD) stride D = a · v. With a NULL the
+ * probabilities are not kept (the bf16 head never forms them whole, the fp32 one forms them in
+ * the thread's buffer). */
 static void head_forward(float *o, float *a, const float *q, const float *k, const float *v,
                          int T, int HD, int D, float scale, int scalar) {
    if (!scalar && hrm_cpu_gemm_dtype() == HRM_DTYPE_BF16 &&
        hrm_cpu_head_bf16(o, a, q, k, v, T, HD, D, scale, softmax_rows_vector))
       return;
+   if (!a && !(a = thread_probs(T))) { /* out of memory: a NaN output, found by the loss checks */
+      for (int i = 0; i < T; i++)
+         for (int d = 0; d < HD; d++) o[(int64_t)i * D + d] = NAN;
+      return;
+   }
    hrm_cpu_sgemm(0, 1, T, T, HD, scale, q, 3 * D, k, 3 * D, 0.0f, a, T);
    softmax_rows(a, T, T, scalar);
    hrm_cpu_sgemm(0, 0, T, HD, T, 1.0f, a, T, v, 3 * D, 0.0f, o, D);
@@ -136,6 +161,25 @@ void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const fl
       hrm_cpu_rope_rows(q + D, 3 * D, T, HD, cos_t, sin_t, 1.0f);
       head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
                    scale, scalar);
+   }
+   hrm_cpu_gemm_serial(0);
+}
+
+void hrm_cpu_attention_infer(float *out, float *qkv, const float *cos_t, const float *sin_t, int B,
+                             int T, int NH, int HD) {
+   const int D = NH * HD;
+   const float scale = 1.0f / sqrtf((float)HD);
+   const int scalar = hrm_cpu_scalar();
+   hrm_cpu_gemm_serial(1);
+#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
+   for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
+      const int64_t b = bh / NH, h = bh % NH;
+      float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D, then K and V
+      if (cos_t) {
+         hrm_cpu_rope_rows(q, 3 * D, T, HD, cos_t, sin_t, 1.0f);
+         hrm_cpu_rope_rows(q + D, 3 * D, T, HD, cos_t, sin_t, 1.0f);
+      }
+      head_forward(out + b * T * D + h * HD, NULL, q, q + D, q + 2 * D, T, HD, D, scale, scalar);
    }
    hrm_cpu_gemm_serial(0);
 }

@@ -8,7 +8,9 @@
  * pair is broadcast (q's row pairs, P's row pairs, which bf16 rows already are). The packed
  * operands live on the stack (128 KB at the limits T <= HRM_ATT_BF16_MAX_T, HD <=
  * HRM_ATT_BF16_MAX_HD, HD a multiple of 32); hrm_cpu_head_bf16 returns 0 for anything else, or on
- * a CPU without AVX-512 BF16, and the caller takes the fp32 path.
+ * a CPU without AVX-512 BF16, and the caller takes the fp32 path. Four query rows at a time go
+ * through scores, softmax and the product with v, so an untaped call (a NULL) never writes the
+ * T x T probabilities, as a flash kernel; a taped one writes them for the backward.
  */
 #include <stdint.h>
 #include <string.h>
@@ -153,25 +155,20 @@ BF16_TARGET static void head_bf16(float *o, float *a, const float *q, const floa
    uint32_t k_pairs[PAIRS_MAX * KEYS_MAX];                    // (HD/2, Tp): k pairs over d
    uint32_t v_pairs[KEYS_MAX / 2 * HRM_ATT_BF16_MAX_HD];      // (Tp/2, HD): v pairs over keys
    uint16_t row16[4 * (KEYS_MAX > HRM_ATT_BF16_MAX_HD ? KEYS_MAX : HRM_ATT_BF16_MAX_HD)];
+   float rows[4 * KEYS_MAX];  // (4, T) the block's probabilities when a is NULL
    pack_k(k_pairs, k, 3 * D, T, Tk, HD);
    pack_v(v_pairs, v, 3 * D, T, Tp, HD);
-   int i = 0;
-   for (; i + 4 <= T; i += 4) {  // four q rows (bf16, stride HD) against every key
-      for (int r = 0; r < 4; r++) cvt_row(row16 + r * HD, q + (int64_t)(i + r) * 3 * D, HD, HD);
-      scores(4, a + (int64_t)i * T, k_pairs, row16, T, Tk, P, HD, scale);
-   }
-   for (; i < T; i++) {
-      cvt_row(row16, q + (int64_t)i * 3 * D, HD, HD);
-      scores(1, a + (int64_t)i * T, k_pairs, row16, T, Tk, P, HD, scale);
-   }
-   softmax(a, T, T);
-   for (i = 0; i + 4 <= T; i += 4) {  // four P rows (bf16, stride Tp, zero past T) times v
-      for (int r = 0; r < 4; r++) cvt_row(row16 + r * Tp, a + (int64_t)(i + r) * T, Tp, T);
-      values_4(o + (int64_t)i * D, v_pairs, row16, D, T, Tp, HD);
-   }
-   for (; i < T; i++) {
-      cvt_row(row16, a + (int64_t)i * T, Tp, T);
-      values_1(o + (int64_t)i * D, v_pairs, row16, D, T, Tp, HD);
+   /* blocks of four query rows (then single rows): scores against every key, softmax, and the
+    * bf16 P rows (stride Tp, zero past T) times v, while the block's rows are in L1 */
+   for (int i = 0; i < T;) {
+      const int R = i + 4 <= T ? 4 : 1;
+      float *ai = a ? a + (int64_t)i * T : rows;
+      for (int r = 0; r < R; r++) cvt_row(row16 + r * HD, q + (int64_t)(i + r) * 3 * D, HD, HD);
+      scores(R, ai, k_pairs, row16, T, Tk, P, HD, scale);
+      softmax(ai, T, R);
+      for (int r = 0; r < R; r++) cvt_row(row16 + r * Tp, ai + (int64_t)r * T, Tp, T);
+      (R == 4 ? values_4 : values_1)(o + (int64_t)i * D, v_pairs, row16, D, T, Tp, HD);
+      i += R;
    }
 }
 

@@ -61,4 +61,7 @@ const hrm_backend hrm_cpu_backend = {
    .add_rmsnorm_forward = hrm_cpu_add_rmsnorm_forward,
    .rope_attention_forward = hrm_cpu_rope_attention_forward,
    .rope_attention_backward = hrm_cpu_rope_attention_backward,
+   .attention_infer = hrm_cpu_attention_infer,
+   .pack_bf16 = hrm_cpu_pack_bf16,
+   .widen_bf16 = hrm_cpu_widen_bf16,
 };

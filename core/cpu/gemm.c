@@ -28,6 +28,7 @@
 
 #include "../alloc.h"
 #include "../hrm.h"
+#include "../tensor_util.h"
 
 #if defined(HRM_GEMM_DNNL)
 #include <oneapi/dnnl/dnnl.h>
@@ -222,14 +223,6 @@ static unsigned w_epoch;  // counts the casts
 static packed_w packed[PACKED_MAX];
 static int npacked;
 
-/* bf16 bits of x, rounded to nearest even (NaN stays NaN). */
-static inline uint16_t bf16_round(float x) {
-   uint32_t u;
-   memcpy(&u, &x, sizeof u);
-   const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-   return (u & 0x7fffffffu) > 0x7f800000u ? (uint16_t)((u >> 16) | 0x40u) : (uint16_t)r;
-}
-
 /* dst (rows, cols) dense = bf16(src (rows, cols) with leading dimension ld). */
 static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols, int64_t ld) {
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
@@ -237,7 +230,7 @@ static void to_bf16(uint16_t *dst, const float *src, int64_t rows, int64_t cols,
       const float *s = src + i * ld;
       uint16_t *d = dst + i * cols;
 #pragma omp simd
-      for (int64_t j = 0; j < cols; j++) d[j] = bf16_round(s[j]);
+      for (int64_t j = 0; j < cols; j++) d[j] = hrm_f32_to_bf16(s[j]);
    }
 }
 
@@ -441,7 +434,7 @@ int hrm_cpu_gemm_weights_bf16(const float *base, int64_t n) {
       }
       if (ok) {
 #pragma omp parallel for schedule(static)
-         for (int64_t i = 0; i < n; i++) w_bf16[i] = bf16_round(base[i]);
+         for (int64_t i = 0; i < n; i++) w_bf16[i] = hrm_f32_to_bf16(base[i]);
          w_base = base;
          w_count = n;
          w_epoch++;

@@ -7,6 +7,7 @@
 
 #include "../alloc.h"
 #include "../error.h"
+#include "../tensor_util.h"
 #include "ops.h"
 
 int hrm_cpu_alloc(void **out, size_t bytes) {
@@ -56,4 +57,14 @@ void hrm_cpu_scatter_rows(void *dst, const void *src, const int32_t *index, int6
 
 void hrm_cpu_broadcast_row(void *dst, const void *row, int64_t n, size_t row_bytes) {
    for (int64_t i = 0; i < n; i++) memcpy((char *)dst + (size_t)i * row_bytes, row, row_bytes);
+}
+
+void hrm_cpu_pack_bf16(uint16_t *dst, const float *src, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= HRM_OMP_MIN_WORK)
+   for (int64_t i = 0; i < n; i++) dst[i] = hrm_f32_to_bf16(src[i]);
+}
+
+void hrm_cpu_widen_bf16(float *dst, const uint16_t *src, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= HRM_OMP_MIN_WORK)
+   for (int64_t i = 0; i < n; i++) dst[i] = hrm_bf16_to_f32(src[i]);
 }

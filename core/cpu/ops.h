@@ -70,9 +70,13 @@ void hrm_cpu_attention_backward(float *dqkv, float *datt, const float *dout, con
 /* RoPE fused into attention, one pass per head while its rows are in cache: the forward
  * rotates Q and K of qkv in place (as rope_forward) and attends; the backward ends with the
  * transposed rotation of dQ, dK (as rope_backward). Same results as the separate calls. */
+/* The untaped attention: rope_attention_forward's output (cos_t NULL: no RoPE) without keeping
+ * the probabilities (a thread's head at a time in L1/L2, never the (B, NH, T, T) block). */
+void hrm_cpu_attention_infer(float *out, float *qkv, const float *cos_t, const float *sin_t, int B,
+                             int T, int NH, int HD);
 /* One head with bf16 operands (attention_bf16.c): o (T, HD) stride D = bf16(P) · bf16(v), a (T, T)
- * = P = softmax(scale · bf16(q) · bf16(k)ᵀ) in fp32 (softmax(a, T, rows) does the rows), q, k, v
- * (T, HD) stride 3D; fp32 accumulation. 1 when done; 0 on a CPU without AVX-512 BF16 or a shape
+ * = P = softmax(scale · bf16(q) · bf16(k)ᵀ) in fp32 (softmax(a, T, rows) does the rows; a NULL:
+ * not kept), q, k, v (T, HD) stride 3D; fp32 accumulation. 1 when done; 0 on a CPU without AVX-512 BF16 or a shape
  * past the limits (T <= 256, HD <= 128 and a multiple of 32), for the caller's fp32 path. */
 #define HRM_ATT_BF16_MAX_T 256
 #define HRM_ATT_BF16_MAX_HD 128
@@ -147,6 +151,8 @@ void hrm_cpu_gather_rows(void *dst, const void *src, const int32_t *index, int64
 void hrm_cpu_scatter_rows(void *dst, const void *src, const int32_t *index, int64_t n,
                           size_t row_bytes);
 void hrm_cpu_broadcast_row(void *dst, const void *row, int64_t n, size_t row_bytes);
+void hrm_cpu_pack_bf16(uint16_t *dst, const float *src, int64_t n);
+void hrm_cpu_widen_bf16(float *dst, const uint16_t *src, int64_t n);
 void hrm_cpu_add_bias(float *out, const float *bias, int64_t N, int OC);
 void hrm_cpu_bias_backward(float *dbias, const float *dout, int64_t N, int OC);
 void hrm_cpu_list_rows(int32_t *rows, int32_t *count, const uint8_t *active, int32_t B);

@@ -472,6 +472,7 @@ function Tape:reset()
    self._watched = nil
 end
 function Tape:calls() return C.hrm_tape_calls(tape_handle(self)) end
+function Tape:bytes() return tonumber(C.hrm_tape_bytes(tape_handle(self))) end
 
 function Tape:free() release(self, C.hrm_tape_free) end
 

@@ -136,6 +136,10 @@ WRAP(rope_attention_forward, (float *o, float *a, float *q, const float *c, cons
 WRAP(rope_attention_backward, (float *dq, float *da, const float *d, const float *q,
                                const float *a, const float *c, const float *s, int B, int T,
                                int NH, int HD), (dq, da, d, q, a, c, s, B, T, NH, HD))
+WRAP(attention_infer, (float *o, float *q, const float *c, const float *s, int B, int T, int NH,
+                       int HD), (o, q, c, s, B, T, NH, HD))
+WRAP(pack_bf16, (uint16_t *d, const float *s, int64_t n), (d, s, n))
+WRAP(widen_bf16, (float *d, const uint16_t *s, int64_t n), (d, s, n))
 
 /* halting that never explores and never halts before max_steps (a changed entry) */
 static void never_explore(int32_t *ns, uint8_t *nh, const int32_t *st, const int32_t *r,
@@ -161,6 +165,7 @@ static void build_counted(void) {
       E(loss_head_forward), E(loss_head_backward), E(split_q_rows), E(solve_update),
       E(ema_update), E(adam_atan2_update), E(adamw_update), E(signsgd_update),
       E(add_rmsnorm_forward), E(rope_attention_forward), E(rope_attention_backward),
+      E(attention_infer), E(pack_bf16), E(widen_bf16),
 #undef E
    };
 }
@@ -256,7 +261,8 @@ int main(void) {
       SLOT(alloc), SLOT(zero), SLOT(copy), SLOT(download), SLOT(gather_rows),
       SLOT(scatter_rows), SLOT(gemm), SLOT(linear_forward), SLOT(linear_backward),
       SLOT(embedding_forward), SLOT(embedding_backward), SLOT(rope_tables),
-      SLOT(rope_attention_forward), SLOT(rope_attention_backward), SLOT(swiglu_forward),
+      SLOT(rope_attention_forward), SLOT(rope_attention_backward), SLOT(attention_infer),
+      SLOT(swiglu_forward),
       SLOT(swiglu_backward), SLOT(add_rmsnorm_forward), SLOT(rmsnorm_backward),
       SLOT(residual_forward), SLOT(stablemax_ce_forward), SLOT(stablemax_ce_backward),
       SLOT(argmax_forward), SLOT(list_rows), SLOT(reset_state), SLOT(reset_fields),

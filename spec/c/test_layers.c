@@ -672,6 +672,38 @@ static void test_fused(void) {
    free(x); free(y); free(r1); free(r2); free(sum); free(rs1); free(rs2);
 }
 
+/* The untaped attention (no probabilities kept) against the taped entries: the same output and
+ * rotated qkv, bit for bit, in fp32 and (where the CPU has it) with the bf16 head, with and
+ * without RoPE, over lengths around the 4-row blocks and head sizes of both paths. */
+static void test_attention_infer(void) {
+   static const int shapes[][2] = {{7, 8}, {17, 32}, {82, 64}, {130, 32}, {5, 8}};  // {T, HD}
+   int compared = 0;
+   for (int dtype = 0; dtype < 2; dtype++) {
+      if (dtype == 1 && hrm_cpu_gemm_set_dtype(HRM_DTYPE_BF16) != 0) break;
+      for (size_t n = 0; n < sizeof shapes / sizeof shapes[0]; n++)
+         for (int rope = 0; rope < 2; rope++) {
+            const int T = shapes[n][0], HD = shapes[n][1], B = 2, NH = 2, D = NH * HD;
+            const int64_t nqkv = (int64_t)B * T * 3 * D, nout = (int64_t)B * T * D;
+            float *cos_t = fnew((int64_t)T * HD), *sin_t = fnew((int64_t)T * HD);
+            hrm_cpu_rope_tables(cos_t, sin_t, T, HD, 10000.0);
+            float *q1 = fnew(nqkv), *q2 = fnew(nqkv), *o1 = fnew(nout), *o2 = fnew(nout);
+            float *att = fnew((int64_t)B * NH * T * T);
+            fill(q1, nqkv, 2.0);
+            memcpy(q2, q1, sizeof(float) * (size_t)nqkv);
+            if (rope) hrm_cpu_rope_attention_forward(o1, att, q1, cos_t, sin_t, B, T, NH, HD);
+            else hrm_cpu_attention_forward(o1, att, q1, B, T, NH, HD);
+            hrm_cpu_attention_infer(o2, q2, rope ? cos_t : NULL, sin_t, B, T, NH, HD);
+            CHECK(max_abs_diff(o1, o2, nout) == 0.0);
+            CHECK(max_abs_diff(q1, q2, nqkv) == 0.0);
+            compared++;
+            free(cos_t); free(sin_t); free(q1); free(q2); free(o1); free(o2); free(att);
+         }
+   }
+   hrm_cpu_gemm_set_dtype(HRM_DTYPE_F32);
+   printf("%-28s identical to the taped forward (%d cases%s)\n", "untaped attention", compared,
+          compared > 10 ? ", fp32 and bf16" : ", fp32 only: no bf16 GEMMs here");
+}
+
 /* The optimizer's vectorisable atan2 against libm over signs and magnitudes. */
 static void test_atan2(void) {
    double worst = 0.0;
@@ -735,6 +767,7 @@ int main(void) {
    test_bce();
    test_argmax();
    test_fused();
+   test_attention_infer();
    test_atan2();
    test_expf();
    return check_summary("test_layers");

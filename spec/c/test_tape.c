@@ -10,7 +10,8 @@
  *   repeat again with attention widths NH·HD other than D: 3 heads of 2 at D 8 (width 6, the
  *   baseline's floor rule) and 2 heads of 6 (width 12)
  *   repeat and detach with TRM-MLP's token-mixing block (mlp_t) in place of attention
- * Then: no allocation after the first pass, the store's registry growth, and misuse errors.
+ * Then: no allocation after the first pass, the store's registry growth, misuse errors, and a
+ * bf16 model's tape (activations kept in bf16).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -518,6 +519,114 @@ static void test_misuse(void) {
    hrm_tensor_free(ints);
 }
 
+/* One taped forward and backward of R over x at the store's current precision: the output copied
+ * into y, every gradient (parameters, then x's) into grads, the arena bytes after the forward into
+ * *bytes; returns the backward's status. */
+static int bf16_pass(hrm_params *p, hrm_module *R, hrm_tensor *x, hrm_tensor *g, float *y,
+                     float *grads, int64_t *bytes, int flip_before_backward) {
+   hrm_tape *tape;
+   CHECK_OK(hrm_tape_new(&tape, p));
+   CHECK_OK(hrm_params_zero_grad(p));
+   CHECK_OK(hrm_tape_watch(tape, x));
+   const hrm_tensor *in[1] = {x};
+   hrm_tensor *out = NULL;
+   CHECK_OK(hrm_tape_call(&out, tape, R, 1, in));
+   *bytes = hrm_tape_bytes(tape);
+   memcpy(y, out->data, sizeof(float) * (size_t)out->numel);
+   const int32_t saved = p->precision;
+   if (flip_before_backward) p->precision = HRM_DTYPE_F32;
+   const hrm_tensor *outs[1] = {out}, *gs[1] = {g};
+   const int rc = hrm_tape_backward(tape, 1, outs, gs);
+   p->precision = saved;
+   if (rc == HRM_OK) {
+      hrm_tensor *gx = NULL;
+      CHECK_OK(hrm_tape_grad(&gx, tape, x));
+      memcpy(grads, p->grads->data, sizeof(float) * (size_t)p->num_params);
+      memcpy(grads + p->num_params, gx->data, sizeof(float) * (size_t)x->numel);
+      hrm_tensor_free(gx);
+   }
+   hrm_tensor_free(out);
+   hrm_tape_free(tape);
+   return rc;
+}
+
+/* A bf16 model's tape keeps its activations in bf16: half the bytes, the forward's values
+ * unchanged (taped = untaped, bit for bit), and gradients that differ from those of an fp32 tape
+ * under the same bf16 GEMMs only by the rounding of what was kept; a backward in another precision
+ * than its forward is refused. Attention and token-mixing reasoning modules. */
+static void bf16_tape_with(const char *name, const hrm_block_config *bc) {
+   hrm_params *p;
+   hrm_module *R;
+   CHECK_OK(hrm_params_new(&p, 1, HRM_DEVICE_CPU));
+   CHECK_OK(hrm_module_reasoning(&R, p, "R", 2, bc));
+   CHECK_OK(hrm_params_build(p, 1));
+   if (hrm_params_set_precision(p, HRM_DTYPE_BF16) != HRM_OK) {
+      printf("bf16 tape (%s): skipped, no bf16 GEMMs here (%s)\n", name, hrm_last_error());
+      hrm_module_free(R);
+      hrm_params_free(p);
+      return;
+   }
+   enum { BB = 4 };
+   hrm_tensor *x = tensor(HRM_DTYPE_F32, 3, BB, T, D), *g = tensor(HRM_DTYPE_F32, 3, BB, T, D);
+   hrm_tensor *yu = tensor(HRM_DTYPE_F32, 3, BB, T, D);
+   fill_random(x, 1.0);
+   fill_random(g, 1.0);
+   const int64_t np = p->num_params, ng = np + x->numel;
+   float *y16 = malloc(sizeof(float) * (size_t)x->numel), *y32 = malloc(sizeof(float) * (size_t)x->numel);
+   float *g16 = malloc(sizeof(float) * (size_t)ng), *g32 = malloc(sizeof(float) * (size_t)ng);
+   int64_t bytes16, bytes32;
+   CHECK_OK(bf16_pass(p, R, x, g, y16, g16, &bytes16, 0));
+   const hrm_tensor *in[1] = {x};
+   CHECK_OK(hrm_module_forward(R, yu, 1, in));
+   CHECK(memcmp(y16, yu->data, sizeof(float) * (size_t)x->numel) == 0);
+   p->precision = HRM_DTYPE_F32;  // the same bf16 GEMMs, an fp32 tape
+   CHECK_OK(bf16_pass(p, R, x, g, y32, g32, &bytes32, 0));
+   p->precision = HRM_DTYPE_BF16;
+   CHECK(memcmp(y16, y32, sizeof(float) * (size_t)x->numel) == 0);
+   printf("bf16 tape (%s): %lld bytes, fp32 tape %lld (%.3f)\n", name, (long long)bytes16,
+          (long long)bytes32, (double)bytes16 / (double)bytes32);
+   CHECK(bytes16 < 0.6 * bytes32);
+   /* per tensor: max |g16 - g32| / max |g32|, between 0 (the tape's rounding reached the
+    * gradients) and a few bf16 ulps (2^-8) */
+   double worst = 0.0;
+   int moved = 0;
+   for (int32_t i = 0; i <= hrm_params_count(p); i++) {
+      int64_t at = np, n = x->numel;  // i == count: x's gradient
+      if (i < hrm_params_count(p)) {
+         hrm_tensor *v;
+         hrm_params_tensor(p, i, NULL, &v, NULL, NULL);
+         at = (float *)v->data - (float *)p->params->data;
+         n = v->numel;
+         hrm_tensor_free(v);
+      }
+      double diff = 0.0, scale = 0.0;
+      for (int64_t k = at; k < at + n; k++) {
+         diff = fmax(diff, fabs((double)g16[k] - g32[k]));
+         scale = fmax(scale, fabs((double)g32[k]));
+      }
+      moved += diff > 0.0;
+      worst = fmax(worst, diff / scale);
+   }
+   printf("  gradients against the fp32 tape: worst relative gap %.2e, %d tensors moved\n", worst,
+          moved);
+   CHECK(moved > 0 && worst < 2e-2);
+   int64_t unused;
+   CHECK(bf16_pass(p, R, x, g, y32, g32, &unused, 1) == HRM_ERR_STATE);
+   CHECK(strstr(hrm_last_error(), "precision") != NULL);
+   CHECK_OK(hrm_params_set_precision(p, HRM_DTYPE_F32));
+   free(y16), free(y32), free(g16), free(g32);
+   hrm_tensor_free(x), hrm_tensor_free(g), hrm_tensor_free(yu);
+   hrm_module_free(R);
+   hrm_params_free(p);
+}
+
+static void test_bf16_tape(void) {
+   bf16_tape_with("attention", &block_cfg);
+   hrm_block_config tm = block_cfg;
+   tm.mlp_t = 1;
+   bf16_tape_with("token mixing", &tm);
+}
+
 int main(void) {
    if (getenv("TT_SEED")) rs = strtoull(getenv("TT_SEED"), NULL, 0);
    test_repeat();
@@ -528,5 +637,6 @@ int main(void) {
    test_store();
    test_misuse();
    test_token_mix();
+   test_bf16_tape();
    return check_summary("test_tape");
 }

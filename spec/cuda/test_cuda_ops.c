@@ -345,6 +345,17 @@ static void test_rope(void) {
    expect_f("rope_attention_forward out", d_out, out, no, 1e-5);
    expect_f("rope_attention_forward qkv", d_qkv, qkv, n, 1e-6);
    expect_f("rope_attention_backward", d_dqkv, dqkv, n, 1e-5);
+   /* the untaped attention, with and without RoPE, on fresh inputs */
+   for (int rope = 0; rope < 2; rope++) {
+      float *x = frand(n, 1.0), *d_x = dev(x, FB(n));
+      cpu->attention_infer(out, x, rope ? cs : NULL, sn, B, T, NH, HD);
+      gpu->attention_infer(d_out, d_x, rope ? d_cs : NULL, d_sn, B, T, NH, HD);
+      SYNC_OK();
+      expect_f(rope ? "attention_infer out (RoPE)" : "attention_infer out", d_out, out, no, 1e-5);
+      expect_f("attention_infer qkv", d_x, x, n, 1e-6);
+      hrm_cuda_free(d_x);
+      free(x);
+   }
    void *ps[] = {d_qkv, d_cs, d_sn, d_dout, d_out, d_att, d_datt, d_dqkv};
    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) hrm_cuda_free(ps[i]);
    free(cs), free(sn), free(qkv), free(dout), free(out), free(att), free(datt), free(dqkv);
@@ -401,6 +412,18 @@ static void test_memory(void) {
    float back[30];
    CHECK_OK(gpu->download(back, d_dst + 200, sizeof back));
    CHECK(memcmp(back, src, sizeof back) == 0);
+   /* a bf16 tape's packing and widening: the host's bits, and back exactly */
+   uint16_t packed[R * L];
+   uint16_t *d_packed = dev(NULL, sizeof packed);
+   cpu->pack_bf16(packed, src, R * L);
+   gpu->pack_bf16(d_packed, d_src, R * L);
+   SYNC_OK();
+   expect_bytes("pack_bf16", d_packed, packed, sizeof packed);
+   cpu->widen_bf16(dst, packed, R * L);
+   gpu->widen_bf16(d_dst, d_packed, R * L);
+   SYNC_OK();
+   expect_bytes("widen_bf16", d_dst, dst, FB(R * L));
+   hrm_cuda_free(d_packed);
    /* the bias of the token-window heads */
    const int64_t N = 45;
    const int OC = 70;

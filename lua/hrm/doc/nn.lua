@@ -32,6 +32,6 @@ return {
 { "hrm.nn.TapeClass.watch", "tape:watch(x) -> x", "Marks an input tensor whose gradient backward should return.", "local xw = tape:watch(x)" },
 { "hrm.nn.TapeClass.backward", "tape:backward({y1, ...}, {dy1, ...}) -> grads of the watched tensors", "The gradient of sum <y_i, dy_i>, replaying the calls in reverse and accumulating into the store's gradient block.", "local dx = tape:backward({y}, {hrm.Tensor.ones(y:size())})[1]" },
 { "hrm.nn.TapeClass.grad", "tape:grad(x) -> tensor", "A new tensor with the gradient of a call output or watched tensor.", "local g = tape:grad(x)" },
-{ { "hrm.nn.TapeClass.reset", "hrm.nn.TapeClass.calls", "hrm.nn.TapeClass.free" }, "tape:reset();  tape:calls() -> n;  tape:free()", "Forget the recorded calls, count them, or release the tape.", "tape:reset()" },
+{ { "hrm.nn.TapeClass.reset", "hrm.nn.TapeClass.calls", "hrm.nn.TapeClass.bytes", "hrm.nn.TapeClass.free" }, "tape:reset();  tape:calls() -> n;  tape:bytes() -> n;  tape:free()", "Forget the recorded calls, count them, the arena bytes they hold (saved activations, outputs, gradients; a bf16 model's calls keep their activations in bf16), or release the tape.", "tape:reset()" },
 { "hrm.nn.call", "hrm.nn.call(tape, module, out, inputs...) -> output", "Through the tape when there is one (training), else untaped into out: for calls that are in the graph only in training.", "local z = hrm.nn.call(tape, H, z_buf, z, x)" },
 }
