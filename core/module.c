@@ -4,9 +4,10 @@
  *
  * Every op goes through the store's backend table. A module declares its tensors into the store
  * when made and resolves them to pointers at each call (the store is built in between).
- * Untaped calls work in the store's scratch and write only their output; taped calls keep
- * everything the backward reads in the caller's `saved` block (laid out by `layout_*`, which
- * also counts it when the base pointer is NULL).
+ * Untaped calls work in the store's scratch and write only their output (their attention keeps
+ * no probabilities); taped calls keep everything the backward reads in the caller's `saved` block
+ * (laid out by `layout_*`, which also counts it when the base pointer is NULL), in bf16 while the
+ * store runs a bf16 model.
  */
 #include <math.h>
 #include <stddef.h>

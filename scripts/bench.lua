@@ -205,6 +205,7 @@ local function bench(name, spec)
       opt:step()
    end
    local dt = (hrm.C.hrm_wall_time() - t0) / steps
+   local tape_mib = model.tape:bytes() / 2 ^ 20
    time_gemms()
    fma_peak = math.max(fma_peak, hrm.C.hrm_fma_peak_gflops())
    local bf16_peak, bf16_isa = 0, "none"
@@ -222,6 +223,8 @@ local function bench(name, spec)
                        opts.bf16 and "bf16" or "fp32"))
    print(string.format("training step     %8.3f s   %8.1f samples/s   %7.1f GFLOP/s (%.1f GFLOP/step, %d%s block fwd, %d bwd)",
                        dt, B / dt, total_flops / dt / 1e9, total_flops / 1e9, nb, target_q and "+" .. nb or "", ng))
+   print(string.format("tape arena        %8.1f MiB (saved activations, outputs, gradients%s)", tape_mib,
+                       opts.bf16 and "; activations in bf16" or ""))
    print(string.format("GEMM library      %8.1f GFLOP/s on the step's shapes  ->  step at %.0f%% of it",
                        peak, 100 * (total_flops / dt / 1e9) / peak))
    print(string.format("machine FMA peak  %8.1f GFLOP/s fp32 (%d threads)      ->  step at %.0f%% of it, GEMMs at %.0f%%",
