@@ -1,8 +1,9 @@
 -- bench_step.lua — one timing sample of the HRM step: a training step and an inference solve
 -- (16 segments, and halt = "q"), for one config, batch and thread count. Prints one line of
 -- `key=value` figures: wall seconds (`_s`) and process CPU seconds (`_cpu`, all threads; at one
--- thread the steadier figure on a shared machine). scripts/bench_ab.sh alternates it between two
--- builds. Asserts nothing.
+-- thread the steadier figure on a shared machine), the tape's arena and the peak resident memory
+-- after the training steps (MiB). scripts/bench_ab.sh alternates it between two builds. Asserts
+-- nothing.
 --
 --   hrm scripts/bench_step.lua [--config hrm_v1|small] [--batch N] [--threads N] [--steps N]
 --                                [--dtype float32|bfloat16] [--no-infer]
@@ -64,6 +65,15 @@ local train, train_cpu = timed(function()
 end)
 -- the tape's arena after a step: saved activations, outputs, gradients (-1: a build without tape:bytes)
 local tape_mib = model.tape.bytes and model.tape:bytes() / 2 ^ 20 or -1
+-- the process's peak resident memory so far (Linux; -1 elsewhere)
+local function peak_mib()
+   local f = io.open("/proc/self/status")
+   if not f then return -1 end
+   local kb = f:read("*a"):match("VmHWM:%s*(%d+)")
+   f:close()
+   return kb and tonumber(kb) / 1024 or -1
+end
+local train_peak_mib = peak_mib()
 local function solve(halt)
    if opts.no_infer then return 0, 0 end
    return timed(function() model:solve({ inputs = inputs }, { halt = halt, max_steps = 16 }) end)
@@ -71,6 +81,6 @@ end
 local infer, infer_cpu = solve("max")
 local infer_q, infer_q_cpu = solve("q")
 print(string.format("config=%s dtype=%s batch=%d threads=%d train_step_s=%.4f solve16_s=%.4f solve_q_s=%.4f " ..
-                    "train_step_cpu=%.4f solve16_cpu=%.4f solve_q_cpu=%.4f tape_mib=%.1f", opts.config, opts.dtype,
-                    B, hrm.get_threads(), train / opts.steps, infer, infer_q, train_cpu / opts.steps, infer_cpu,
-                    infer_q_cpu, tape_mib))
+                    "train_step_cpu=%.4f solve16_cpu=%.4f solve_q_cpu=%.4f tape_mib=%.1f train_peak_mib=%.0f",
+                    opts.config, opts.dtype, B, hrm.get_threads(), train / opts.steps, infer, infer_q,
+                    train_cpu / opts.steps, infer_cpu, infer_q_cpu, tape_mib, train_peak_mib))
