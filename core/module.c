@@ -637,16 +637,15 @@ static void sum_inputs(const hrm_backend *be, float *dst, int32_t n, const hrm_t
    for (int32_t i = n - 3; i >= 0; i--) be->residual_forward(dst, F32(in[i]), dst, len);
 }
 
-/* The blocks of a reasoning module (or the one block) over `x`, activations in acts[i] (one
- * shared record when `shared`); returns the output pointer. */
-static float *run_blocks(const hrm_module *m, hrm_block_acts *acts, int shared, float *tmp,
-                         const float *x, int B) {
+/* The blocks of a reasoning module (or the one block) over `x`, activations in acts[i]; returns
+ * the output pointer. */
+static float *run_blocks(const hrm_module *m, hrm_block_acts *acts, float *tmp, const float *x,
+                         int B) {
    const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
    const float *cur = x;
    for (int32_t i = 0; i < nb; i++) {
-      hrm_block_acts *r = shared ? &acts[0] : &acts[i];
-      block_forward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], r, tmp, cur, B);
-      cur = r->h2;
+      block_forward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], &acts[i], tmp, cur, B);
+      cur = acts[i].h2;
    }
    return (float *)cur;
 }
@@ -749,6 +748,35 @@ static size_t scratch_floats(const hrm_module *m, const hrm_tensor *const *in, i
    }
 }
 
+/* The blocks over one fp32 record in scratch, output copied into out (B, T, D). An untaped call
+ * (s NULL) keeps no probabilities; the taped call into a bf16 saved block s packs the summed input
+ * and each block's record into it as it goes. */
+static void blocks_forward_shared(const hrm_module *m, float *out, float *scratch, int32_t n,
+                                  const hrm_tensor *const *in, const saved_layout *s) {
+   const hrm_backend *be = m->store->be;
+   const int B = (int)in[0]->shape[0];
+   const size_t BTD = (size_t)B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size;
+   size_t off = 0, sizes[NFIELDS];
+   float *tmp = take(scratch, &off, BTD);
+   hrm_block_acts r;
+   const int probs = s ? 1 : untaped_probs(m);
+   take_acts(scratch, &off, &r, m, (size_t)B, 0, probs);
+   act_sizes(sizes, m, (size_t)B, probs);
+   const float *x = F32(in[0]);
+   if (m->kind == HRM_MODULE_REASONING) {
+      sum_inputs(be, r.h2, n, in);  // hidden_states + input_injection
+      if (s) be->pack_bf16((uint16_t *)s->in0, r.h2, (int64_t)BTD);
+      x = r.h2;
+   }
+   const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
+   for (int32_t i = 0; i < nb; i++) {
+      block_forward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], &r, tmp, x, B);
+      if (s) convert_acts(be, &s->acts[i], &r, sizes, 0);
+      x = r.h2;
+   }
+   be->copy(out, r.h2, sizeof(float) * BTD);
+}
+
 int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
                        const hrm_tensor *const *in) {
    HRM_CHECK(m && out, HRM_ERR_ARG, "module_forward: module or out is NULL");
@@ -770,51 +798,12 @@ int hrm_module_forward(hrm_module *m, hrm_tensor *out, int32_t n,
    switch (m->kind) {
    case HRM_MODULE_BLOCK:
    case HRM_MODULE_REASONING: {
-      const int B = (int)in[0]->shape[0];
-      size_t off = 0;
-      const size_t BTD = (size_t)B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size;
-      float *tmp = take(scratch, &off, BTD);
-      hrm_block_acts r;
-      take_acts(scratch, &off, &r, m, (size_t)B, 0, untaped_probs(m));
-      const float *x = F32(in[0]);
-      if (m->kind == HRM_MODULE_REASONING) {
-         sum_inputs(m->store->be, r.h2, n, in);  // hidden_states + input_injection
-         x = r.h2;
-      }
-      const float *y = run_blocks(m, &r, 1, tmp, x, B);
-      m->store->be->copy(out->data, y, sizeof(float) * BTD);
+      blocks_forward_shared(m, F32(out), scratch, n, in, NULL);
       return HRM_OK;
    }
    case HRM_MODULE_LINEAR: linear_forward(m, F32(out), scratch, in[0]); return HRM_OK;
    default: embed_forward(m, F32(out), scratch, n, in); return HRM_OK;
    }
-}
-
-/* The taped forward into a bf16 saved block: the blocks run on one fp32 record in scratch (as
- * an untaped call), each block's record is then packed into its bf16 record. */
-static void blocks_forward_half(const hrm_module *m, const saved_layout *s, float *scratch,
-                                int32_t n, const hrm_tensor *const *in) {
-   const hrm_backend *be = m->store->be;
-   const int B = (int)in[0]->shape[0];
-   const size_t BTD = (size_t)B * (size_t)m->bc.tokens * (size_t)m->bc.hidden_size;
-   size_t off = 0, sizes[NFIELDS];
-   float *tmp = take(scratch, &off, BTD);
-   hrm_block_acts r;
-   take_acts(scratch, &off, &r, m, (size_t)B, 0, 1);
-   act_sizes(sizes, m, (size_t)B, 1);
-   const float *x = F32(in[0]);
-   if (m->kind == HRM_MODULE_REASONING) {
-      sum_inputs(be, r.h2, n, in);
-      be->pack_bf16((uint16_t *)s->in0, r.h2, (int64_t)BTD);
-      x = r.h2;
-   }
-   const int32_t nb = m->kind == HRM_MODULE_BLOCK ? 1 : m->nblocks;
-   for (int32_t i = 0; i < nb; i++) {
-      block_forward(m->kind == HRM_MODULE_BLOCK ? m : m->blocks[i], &r, tmp, x, B);
-      convert_acts(be, &s->acts[i], &r, sizes, 0);
-      x = r.h2;
-   }
-   be->copy(s->out, r.h2, sizeof(float) * BTD);
 }
 
 int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *in, float *saved,
@@ -841,14 +830,14 @@ int hrm_module_forward_saved(hrm_module *m, int32_t n, const hrm_tensor *const *
       const int B = (int)in[0]->shape[0];
       const float *x = F32(in[0]);
       if (s.half) {
-         blocks_forward_half(m, &s, scratch, n, in);
+         blocks_forward_shared(m, s.out, scratch, n, in, &s);
          break;
       }
       if (m->kind == HRM_MODULE_REASONING) {
          sum_inputs(m->store->be, s.in0, n, in);
          x = s.in0;
       }
-      s.out = run_blocks(m, acts, 0, scratch, x, B);
+      s.out = run_blocks(m, acts, scratch, x, B);
       break;
    }
    case HRM_MODULE_LINEAR: linear_forward(m, s.out, scratch, in[0]); break;

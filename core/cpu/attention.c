@@ -131,42 +131,11 @@ static void head_forward(float *o, float *a, const float *q, const float *k, con
    hrm_cpu_sgemm(0, 0, T, HD, T, 1.0f, a, T, v, 3 * D, 0.0f, o, D);
 }
 
-void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
-                               int HD) {
-   const int D = NH * HD;
-   const float scale = 1.0f / sqrtf((float)HD);
-   const int scalar = hrm_cpu_scalar();
-   hrm_cpu_gemm_serial(1);
-#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
-   for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
-      const int64_t b = bh / NH, h = bh % NH;
-      const float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D, then K and V
-      head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
-                   scale, scalar);
-   }
-   hrm_cpu_gemm_serial(0);
-}
-
-void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const float *cos_t,
-                                    const float *sin_t, int B, int T, int NH, int HD) {
-   const int D = NH * HD;
-   const float scale = 1.0f / sqrtf((float)HD);
-   const int scalar = hrm_cpu_scalar();
-   hrm_cpu_gemm_serial(1);
-#pragma omp parallel for schedule(dynamic, 1) if ((int64_t)B * NH * T * T * HD >= HRM_OMP_MIN_WORK)
-   for (int64_t bh = 0; bh < (int64_t)B * NH; bh++) {
-      const int64_t b = bh / NH, h = bh % NH;
-      float *q = qkv + b * T * 3 * D + h * HD;  // (T, HD) stride 3D, then K and V
-      hrm_cpu_rope_rows(q, 3 * D, T, HD, cos_t, sin_t, 1.0f);
-      hrm_cpu_rope_rows(q + D, 3 * D, T, HD, cos_t, sin_t, 1.0f);
-      head_forward(out + b * T * D + h * HD, att + bh * T * T, q, q + D, q + 2 * D, T, HD, D,
-                   scale, scalar);
-   }
-   hrm_cpu_gemm_serial(0);
-}
-
-void hrm_cpu_attention_infer(float *out, float *qkv, const float *cos_t, const float *sin_t, int B,
-                             int T, int NH, int HD) {
+/* Every (b, h) pair of the forward: RoPE on its Q and K rows (cos_t NULL: none, and qkv is not
+ * written), then head_forward with its probabilities kept in att (NULL: not kept). The pairs run
+ * in parallel, the GEMM library single-threaded inside. */
+static void attend(float *out, float *att, float *qkv, const float *cos_t, const float *sin_t,
+                   int B, int T, int NH, int HD) {
    const int D = NH * HD;
    const float scale = 1.0f / sqrtf((float)HD);
    const int scalar = hrm_cpu_scalar();
@@ -179,9 +148,25 @@ void hrm_cpu_attention_infer(float *out, float *qkv, const float *cos_t, const f
          hrm_cpu_rope_rows(q, 3 * D, T, HD, cos_t, sin_t, 1.0f);
          hrm_cpu_rope_rows(q + D, 3 * D, T, HD, cos_t, sin_t, 1.0f);
       }
-      head_forward(out + b * T * D + h * HD, NULL, q, q + D, q + 2 * D, T, HD, D, scale, scalar);
+      head_forward(out + b * T * D + h * HD, att ? att + bh * T * T : NULL, q, q + D, q + 2 * D,
+                   T, HD, D, scale, scalar);
    }
    hrm_cpu_gemm_serial(0);
+}
+
+void hrm_cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int NH,
+                               int HD) {
+   attend(out, att, (float *)qkv, NULL, NULL, B, T, NH, HD);  // without RoPE qkv is only read
+}
+
+void hrm_cpu_rope_attention_forward(float *out, float *att, float *qkv, const float *cos_t,
+                                    const float *sin_t, int B, int T, int NH, int HD) {
+   attend(out, att, qkv, cos_t, sin_t, B, T, NH, HD);
+}
+
+void hrm_cpu_attention_infer(float *out, float *qkv, const float *cos_t, const float *sin_t, int B,
+                             int T, int NH, int HD) {
+   attend(out, NULL, qkv, cos_t, sin_t, B, T, NH, HD);
 }
 
 void hrm_cpu_rope_attention_backward(float *dqkv, float *datt, const float *dout,
